@@ -1,0 +1,73 @@
+"""Reads of market data shaped for clients."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+
+from django.conf import settings
+from django.core.cache import cache
+from django.db.models import Q
+from django.utils import timezone
+
+from backend.market.models import Asset, Quote
+from consumers.payloads import AssetUpdate
+from consumers.registry import subscribed_symbols
+
+
+def _iso(value: datetime) -> str:
+    return value.isoformat().replace("+00:00", "Z")
+
+
+def asset_update_payload(quote: Quote) -> AssetUpdate:
+    """The `asset_update` fields of one latest quote (the asset must be loaded or loadable)."""
+    return {
+        "symbol": quote.asset.symbol,
+        "price": quote.price,
+        "change": quote.change,
+        "change_percent": quote.change_percent,
+        "volume": quote.volume,
+        "high": quote.high,
+        "low": quote.low,
+        "market_cap": quote.market_cap,
+        "previous_close": quote.previous_close,
+        "last_updated": _iso(quote.quoted_at),
+        "source": quote.source,
+    }
+
+
+def asset_snapshot(*, symbol: str) -> AssetUpdate | None:
+    """The latest known quote of a symbol as an `asset_update`, or None if none yet."""
+    quote = Quote.objects.select_related("asset").filter(asset__symbol=symbol).first()
+    return asset_update_payload(quote) if quote else None
+
+
+def quote_cache_key(symbol: str) -> str:
+    return f"quote:{symbol}"
+
+
+def quote_cached(*, symbol: str) -> AssetUpdate | None:
+    """The latest quote for reads (API, snapshots): the Redis cache first, then the database
+    (which refills the cache). Fetching never reads this: a cycle always asks upstream."""
+    payload: AssetUpdate | None = cache.get(quote_cache_key(symbol))
+    if payload is not None:
+        return payload
+    payload = asset_snapshot(symbol=symbol)
+    if payload is not None:
+        cache.set(quote_cache_key(symbol), payload, timeout=settings.REALTIME_CACHE_TIMEOUT)
+    return payload
+
+
+def tracked_symbols(*, include_unknown: bool = False) -> list[str]:
+    """What a cycle fetches: active assets held in a position plus those live clients
+    subscribe to. Symbols every source called unknown are left out, except once per
+    PRICE_UNKNOWN_REPROBE_SECONDS (a re-probe) or when `include_unknown`."""
+    subscribed = subscribed_symbols()
+    assets = Asset.objects.filter(is_active=True).filter(Q(positions__quantity__gt=0) | Q(symbol__in=subscribed))
+    if not include_unknown:
+        recent = timezone.now() - timedelta(seconds=settings.PRICE_UNKNOWN_REPROBE_SECONDS)
+        assets = assets.exclude(tracking_status=Asset.TrackingStatus.UNKNOWN, unknown_since__gt=recent)
+    return sorted(set(assets.values_list("symbol", flat=True)))
+
+
+def unknown_symbols() -> list[str]:
+    return list(Asset.objects.filter(tracking_status=Asset.TrackingStatus.UNKNOWN).values_list("symbol", flat=True))

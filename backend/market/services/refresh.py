@@ -1,0 +1,350 @@
+"""Refresh cycles and forced refreshes: deciding what to fetch, dispatching batches, and
+fetching one batch (sources -> store -> publish). Tasks in tasks/prices.py are the adapters."""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from celery import current_app
+from django.conf import settings
+from django.core.cache import cache
+from django.db import transaction
+
+from backend.market.models import Asset, RefreshRun
+from backend.market.selectors import asset_update_payload, quote_cache_key, tracked_symbols
+from backend.market.symbols import InvalidSymbol, symbol_normalize
+from backend.ops.metrics import counter_add, stage_observe
+from consumers.publish import Event, asset_event, publish_batch, unknown_symbol_event
+
+from .claims import (
+    beat_tick_claim,
+    cycle_batch_attempted,
+    cycle_lock_acquire,
+    cycle_lock_release,
+    cycle_register,
+    inflight_claim,
+    inflight_release,
+    inflight_token,
+)
+from .ingest import assets_mark_failing, assets_mark_unknown, quotes_store, refresh_run_record
+from .manager import data_source_manager
+from .sources.base import FailureKind
+
+logger = logging.getLogger(__name__)
+
+FETCH_TASK = "tasks.prices.fetch_price_batch"
+
+
+@dataclass
+class RefreshDispatch:
+    run_id: int | None = None
+    task_ids: list[str] = field(default_factory=list)
+    symbols: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
+    skipped_locked: bool = False
+
+    def as_dict(self) -> dict[str, object]:
+        return asdict(self)
+
+
+def _batches(symbols: Sequence[str], size: int) -> list[list[str]]:
+    size = max(1, size)
+    return [list(symbols[i : i + size]) for i in range(0, len(symbols), size)]
+
+
+def _dispatch(
+    *, symbols: Sequence[str], kind: str, force: bool, batch_size: int | None, lock_token: str | None
+) -> RefreshDispatch:
+    symbols = list(dict.fromkeys(symbols))
+    with transaction.atomic():
+        run = RefreshRun.objects.create(kind=kind)
+        counter_add("cycles", 1, kind=kind)
+        # Claimed now, not when a batch starts: a queued batch's symbols count as in flight.
+        mine = set(inflight_claim(symbols=symbols, token=inflight_token(run_id=run.pk, task_id=None)))
+        dispatched = [s for s in symbols if s in mine]
+        batches = _batches(dispatched, batch_size or settings.REALTIME_BATCH_SIZE)
+        task_ids = [str(uuid.uuid4()) for _ in batches]
+        RefreshRun.objects.filter(pk=run.pk).update(batches_total=len(batches), symbols_requested=len(dispatched))
+        if not batches:
+            RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
+
+        def send() -> None:
+            # One producer (one broker connection) for the whole cycle.
+            with current_app.producer_or_acquire() as producer:
+                for task_id, batch in zip(task_ids, batches, strict=True):
+                    current_app.send_task(
+                        FETCH_TASK,
+                        kwargs={"symbols": batch, "run_id": run.pk, "force": force},
+                        task_id=task_id,
+                        producer=producer,
+                    )
+
+        if lock_token is not None and batches:
+            # Before the batches are sent: a fast batch must find its cycle registered.
+            cycle_register(run_id=run.pk, lock_token=lock_token, batches=len(batches))
+        transaction.on_commit(send)
+    if lock_token is not None and not batches:
+        cycle_lock_release(token=lock_token)
+    in_flight = [s for s in symbols if s not in mine]
+    if in_flight:
+        logger.info("run %s: %d symbols already being fetched, left to that fetch", run.pk, len(in_flight))
+    return RefreshDispatch(run_id=run.pk, task_ids=task_ids, symbols=dispatched, in_flight=in_flight)
+
+
+def beat_entry_interval(*, entry: str) -> float:
+    """The entry's interval as beat runs it (editable in the admin), else the setting."""
+    from django_celery_beat.models import PeriodicTask
+
+    task = PeriodicTask.objects.filter(name=entry).select_related("interval").first()
+    if task is not None and task.interval is not None:
+        return float(task.interval.schedule.run_every.total_seconds())
+    return float(settings.REALTIME_UPDATE_INTERVAL)
+
+
+def prices_refresh_cycle(*, batch_size: int | None = None, beat_entry: str | None = None) -> RefreshDispatch:
+    """One scheduled cycle: every tracked symbol, in batches, unless a cycle is running.
+    `beat_entry`: sent by beat under that entry name; a second beat's send of the same tick
+    is skipped (beat_tick_claim)."""
+    if beat_entry is not None and not beat_tick_claim(entry=beat_entry, interval=beat_entry_interval(entry=beat_entry)):
+        logger.info("refresh cycle skipped: another beat already sent %s this tick", beat_entry)
+        return RefreshDispatch(skipped_locked=True)
+    lock_token = cycle_lock_acquire()
+    if lock_token is None:
+        logger.info("refresh cycle skipped: the previous one is still running")
+        return RefreshDispatch(skipped_locked=True)
+    try:
+        symbols = tracked_symbols()
+        return _dispatch(
+            symbols=symbols, kind=RefreshRun.Kind.SCHEDULED, force=False, batch_size=batch_size, lock_token=lock_token
+        )
+    except BaseException:
+        cycle_lock_release(token=lock_token)
+        raise
+
+
+def prices_refresh_force(*, symbols: Sequence[str] | None = None, batch_size: int | None = None) -> RefreshDispatch:
+    """A forced refresh of the named symbols (none = every tracked one, unknown ones too).
+    It bypasses the quote cache and the cycle lock, but not symbols already being fetched.
+    Raises InvalidSymbol for a malformed symbol before anything is dispatched."""
+    if symbols:
+        wanted = [symbol_normalize(s) for s in symbols]
+        for symbol in wanted:
+            Asset.objects.get_or_create(symbol=symbol)
+    else:
+        wanted = tracked_symbols(include_unknown=True)
+    return _dispatch(symbols=wanted, kind=RefreshRun.Kind.FORCED, force=True, batch_size=batch_size, lock_token=None)
+
+
+@dataclass
+class BatchResult:
+    stored: list[str] = field(default_factory=list)
+    changed: list[str] = field(default_factory=list)
+    retry: list[str] = field(default_factory=list)
+    failed: dict[str, str] = field(default_factory=dict)
+    unknown: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
+    from_cache: list[str] = field(default_factory=list)
+    published: int = 0
+    sources: dict[str, int] = field(default_factory=dict)
+    events: list[Event] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, object]:
+        """The task result: counts for what went well, names for what did not (results are
+        kept in Redis and logged, so 50-250 symbol lists per batch would only cost)."""
+        return {
+            "stored": len(self.stored),
+            "changed": len(self.changed),
+            "from_cache": len(self.from_cache),
+            "published": self.published,
+            "sources": self.sources,
+            "retry": self.retry,
+            "failed": self.failed,
+            "unknown": self.unknown,
+            "in_flight": self.in_flight,
+        }
+
+
+def batch_publish(result: BatchResult) -> int:
+    """Publish a batch's events in one call. A failure is logged, not raised: the prices are
+    stored, and clients get them with the next change or a snapshot."""
+    try:
+        result.published = publish_batch(result.events)
+    except Exception:
+        logger.exception("publishing %d events failed", len(result.events))
+    return result.published
+
+
+def price_batch_fetch(
+    *,
+    symbols: Sequence[str],
+    run_id: int | None,
+    force: bool,
+    task_id: str,
+    attempt: int,
+    final_attempt: bool,
+    publish: bool = True,
+) -> BatchResult:
+    """Fetch one batch and store it. Symbols still failing for a passing reason come back in
+    `retry` unless this is the final attempt, where they are recorded as failed."""
+    result = BatchResult()
+    wanted: list[str] = []
+    for raw in symbols:
+        try:
+            wanted.append(symbol_normalize(raw))
+        except InvalidSymbol:
+            result.failed[str(raw)[:40]] = "malformed symbol"
+    wanted = list(dict.fromkeys(wanted))
+    token = inflight_token(run_id=run_id, task_id=task_id)
+    mine = inflight_claim(symbols=wanted, token=token)
+    result.in_flight = [s for s in wanted if s not in set(mine)]
+    to_fetch = mine
+    if not force and run_id is None:
+        # An ad-hoc, unforced fetch is served from the read cache where it can be.
+        cached = cache.get_many([quote_cache_key(s) for s in mine])
+        result.from_cache = [s for s in mine if quote_cache_key(s) in cached]
+        to_fetch = [s for s in mine if quote_cache_key(s) not in cached]
+    started = time.perf_counter()
+    outcome = data_source_manager().fetch(to_fetch)
+    fetched = time.perf_counter()
+    stored = quotes_store(quotes=list(outcome.quotes.values()))
+    committed = time.perf_counter()
+    stage_observe("fetch", fetched - started)
+    stage_observe("commit", committed - fetched)
+    counter_add("quotes_stored", len(stored.stored))
+    result.stored, result.changed, result.sources = stored.stored, stored.changed, outcome.source_counts()
+    not_found = [s for s, f in outcome.failures.items() if f.kind is FailureKind.NOT_FOUND]
+    newly_unknown = assets_mark_unknown(symbols=not_found, reason="unknown to every source") if not_found else []
+    result.unknown = not_found
+    passing = {s: f.message for s, f in outcome.failures.items() if f.kind is not FailureKind.NOT_FOUND}
+    if final_attempt:
+        result.failed.update(passing)
+        assets_mark_failing(errors=passing)
+    else:
+        result.retry = list(passing)
+    changed = set(stored.changed)
+    result.events = [asset_event(asset_update_payload(q)) for q in stored.quotes if q.asset.symbol in changed]
+    result.events += [unknown_symbol_event(s) for s in newly_unknown]
+    if publish:
+        batch_publish(result)
+        published = time.perf_counter()
+        stage_observe("publish", published - committed)
+        # The batch's own pipeline: first upstream request to the events handed to the layer.
+        stage_observe("end_to_end", published - started)
+    inflight_release(symbols=[s for s in mine if s not in set(result.retry)], token=token)
+    if run_id is not None:
+        failed = dict(result.failed) | dict.fromkeys(not_found, "unknown to every source")
+        refresh_run_record(
+            run_id=run_id,
+            attempt_key=f"{task_id}:{attempt}",
+            succeeded=len(result.stored) + len(result.from_cache),
+            failed=failed,
+            source_counts=result.sources,
+            batch_done=not result.retry,
+        )
+        if attempt == 0:
+            cycle_batch_attempted(run_id=run_id, task_id=task_id)
+    return result
+
+
+def price_batch_give_up(*, symbols: Sequence[str], run_id: int | None, task_id: str, attempt: int, reason: str) -> None:
+    """Record a batch that will not run again (redelivery cap, time limit on the last try)."""
+    failed = {str(s).strip().upper()[:40]: reason for s in symbols}
+    assets_mark_failing(errors=failed)
+    inflight_release(symbols=list(failed), token=inflight_token(run_id=run_id, task_id=task_id))
+    if run_id is not None:
+        refresh_run_record(
+            run_id=run_id,
+            attempt_key=f"{task_id}:{attempt}",
+            succeeded=0,
+            failed=failed,
+            source_counts={},
+            batch_done=True,
+        )
+        cycle_batch_attempted(run_id=run_id, task_id=task_id)
+
+
+@dataclass
+class InlineCycle:
+    run_id: int | None
+    symbols: int
+    stored: int
+    changed: int
+    failed: dict[str, str]
+    unknown: list[str]
+    seconds: float
+    skipped_locked: bool = False
+
+
+def prices_refresh_inline(
+    *,
+    symbols: Sequence[str] | None = None,
+    batch_size: int | None = None,
+    max_workers: int = 2,
+    publish: bool = True,
+    force: bool = False,
+) -> InlineCycle:
+    """A whole cycle in this process, batches on a thread pool, no Celery: for
+    `start_price_feed` and `update_asset_prices`. A scheduled one (no symbols, not forced)
+    takes the cycle lock like beat's cycles, so the two never overlap."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    started = time.monotonic()
+    lock_token = None
+    if symbols is None and not force:
+        lock_token = cycle_lock_acquire()
+        if lock_token is None:
+            return InlineCycle(None, 0, 0, 0, {}, [], 0.0, skipped_locked=True)
+    try:
+        wanted = [symbol_normalize(s) for s in symbols] if symbols else tracked_symbols(include_unknown=force)
+        kind = RefreshRun.Kind.FORCED if (force or symbols) else RefreshRun.Kind.SCHEDULED
+        run = RefreshRun.objects.create(kind=kind)
+        token = inflight_token(run_id=run.pk, task_id=None)
+        mine = inflight_claim(symbols=wanted, token=token)
+        batches = _batches(mine, batch_size or settings.REALTIME_BATCH_SIZE)
+        RefreshRun.objects.filter(pk=run.pk).update(batches_total=len(batches), symbols_requested=len(mine))
+
+        def one(index_batch: tuple[int, list[str]]) -> BatchResult:
+            index, batch = index_batch
+            try:
+                return price_batch_fetch(
+                    symbols=batch,
+                    run_id=run.pk,
+                    force=True,
+                    task_id=f"inline-{run.pk}-{index}",
+                    attempt=1,  # not a beat cycle's first attempt: no cycle-lock bookkeeping
+                    final_attempt=True,
+                    # The channel layer is not safe from several threads' event loops at once:
+                    # batches publish from this thread once the pool is done.
+                    publish=False,
+                )
+            finally:
+                connection.close()  # this pool thread's own connection; the pool ends with the cycle
+
+        with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="price-batch") as pool:
+            results = list(pool.map(one, enumerate(batches)))
+        if publish:
+            for result in results:
+                batch_publish(result)
+        if not batches:
+            RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
+        changed = sorted({s for r in results for s in r.changed})
+        if changed and publish:
+            current_app.send_task("tasks.portfolios.recalculate_portfolios", kwargs={"symbols": changed})
+        return InlineCycle(
+            run_id=run.pk,
+            symbols=len(mine),
+            stored=sum(len(r.stored) for r in results),
+            changed=len(changed),
+            failed={k: v for r in results for k, v in r.failed.items()},
+            unknown=[s for r in results for s in r.unknown],
+            seconds=time.monotonic() - started,
+        )
+    finally:
+        if lock_token is not None:
+            cycle_lock_release(token=lock_token)

@@ -1,0 +1,22 @@
+"""Starting to track a symbol a user asked for (WebSocket subscribe, a new position)."""
+
+from __future__ import annotations
+
+from celery import current_app
+from django.db import transaction
+
+from backend.market.models import Asset
+from backend.market.symbols import symbol_normalize
+
+FETCH_TASK = "tasks.prices.fetch_price_batch"
+
+
+def asset_track(*, symbol: str) -> Asset:
+    """Return the asset for a well-formed symbol, creating it if new. A new (or still
+    pending) asset gets a forced fetch enqueued after commit, so its first quote arrives
+    promptly instead of at the next cycle. Raises InvalidSymbol for a malformed symbol."""
+    symbol = symbol_normalize(symbol)
+    asset, created = Asset.objects.get_or_create(symbol=symbol)
+    if created or asset.tracking_status == Asset.TrackingStatus.PENDING:
+        transaction.on_commit(lambda: current_app.send_task(FETCH_TASK, kwargs={"symbols": [symbol], "force": True}))
+    return asset

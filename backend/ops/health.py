@@ -1,0 +1,135 @@
+"""What /api/health/ reports: each dependency checked for real, with a short timeout.
+
+unhealthy (503): the database, Redis or the broker does not answer.
+degraded (200): no worker answers a ping within 2 s, beat's last cycle is overdue, or the
+newest quote is older than HEALTH_STALE_SECONDS.
+"""
+
+from __future__ import annotations
+
+import time
+from datetime import datetime
+from typing import Any, Literal, TypedDict
+
+import redis
+from django.conf import settings
+from django.db import connection
+from django.db.models import Max
+from django.utils import timezone
+
+from backend.market.models import Quote
+from backend.market.services.status import price_feed_status
+
+Status = Literal["healthy", "degraded", "unhealthy"]
+
+
+class Check(TypedDict, total=False):
+    ok: bool
+    latency_ms: float
+    error: str
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat().replace("+00:00", "Z") if value else None
+
+
+def _timed(fn: Any) -> Check:
+    started = time.perf_counter()
+    try:
+        fn()
+    except Exception as exc:
+        return {"ok": False, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    return {"ok": True, "latency_ms": round((time.perf_counter() - started) * 1000, 2)}
+
+
+def database_check() -> Check:
+    def probe() -> None:
+        with connection.cursor() as cursor:
+            cursor.execute("SELECT 1")
+            cursor.fetchone()
+
+    check = _timed(probe)
+    if not check["ok"]:
+        # A broken connection must not stay in this thread for the next request.
+        connection.close_if_unusable_or_obsolete()
+    return check
+
+
+def redis_check(url: str | None = None) -> Check:
+    def probe() -> None:
+        client = redis.Redis.from_url(url or settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        try:
+            client.ping()
+        finally:
+            client.close()
+
+    return _timed(probe)
+
+
+def broker_check() -> Check:
+    from config.celery import app
+
+    def probe() -> None:
+        with app.connection_for_write() as conn:
+            conn.ensure_connection(max_retries=1, timeout=2)
+
+    return _timed(probe)
+
+
+def workers_check(timeout: float = 2.0) -> dict[str, Any]:
+    from config.celery import app
+
+    started = time.perf_counter()
+    try:
+        # limit=1: answer as soon as one worker replies instead of always waiting `timeout`.
+        replies = app.control.ping(timeout=timeout, limit=1) or []
+    except Exception as exc:
+        return {"ok": False, "count": 0, "error": f"{type(exc).__name__}: {exc}"[:300]}
+    names = sorted(name for reply in replies for name in reply)
+    return {
+        "ok": bool(names),
+        "count": len(names),
+        "names": names,
+        "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+    }
+
+
+def data_freshness() -> dict[str, Any]:
+    newest = Quote.objects.aggregate(newest=Max("fetched_at"))["newest"]
+    if newest is None:
+        return {"last_update": None, "seconds_since_update": None, "is_stale": True}
+    seconds = int((timezone.now() - newest).total_seconds())
+    return {
+        "last_update": _iso(newest),
+        "seconds_since_update": seconds,
+        "is_stale": seconds > settings.HEALTH_STALE_SECONDS,
+    }
+
+
+def websocket_stats() -> dict[str, Any]:
+    from consumers.registry import ConnectionManager
+
+    return dict(ConnectionManager().stats())
+
+
+def health_report() -> tuple[Status, dict[str, Any]]:
+    checks: dict[str, Any] = {"database": database_check(), "redis": redis_check(), "broker": broker_check()}
+    services: dict[str, Any] = dict(checks)
+    if not all(check["ok"] for check in checks.values()):
+        status: Status = "unhealthy"
+        # Without the database or Redis the other figures cannot be read; say so plainly.
+        services["price_feed"] = {"running": False, "last_update": None}
+        services["websocket_connections"] = None
+        services["data_freshness"] = None
+    else:
+        services["workers"] = workers_check()
+        services["price_feed"] = dict(price_feed_status())
+        services["websocket_connections"] = websocket_stats()
+        services["data_freshness"] = data_freshness()
+        healthy = (
+            services["workers"]["ok"]
+            and services["price_feed"]["running"]
+            and not services["data_freshness"]["is_stale"]
+        )
+        status = "healthy" if healthy else "degraded"
+    return status, {"status": status, "timestamp": _iso(timezone.now()), "services": services}

@@ -1,0 +1,53 @@
+"""The staff status report: recent cycles, sources, stage latencies, connections."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from django.db.models import Count
+
+from backend.market.models import Asset, RefreshRun
+from backend.market.services.status import price_feed_status
+from backend.ops.health import _iso, websocket_stats
+from backend.ops.metrics import stage_latencies
+
+
+def _cycle(run: RefreshRun) -> dict[str, Any]:
+    return {
+        "id": run.pk,
+        "kind": run.kind,
+        "started_at": _iso(run.started_at),
+        "finished_at": _iso(run.finished_at),
+        "duration_seconds": run.duration_seconds,
+        "batches": {"total": run.batches_total, "finished": run.batches_finished},
+        "symbols": {
+            "requested": run.symbols_requested,
+            "succeeded": run.symbols_succeeded,
+            "failed": run.symbols_failed,
+        },
+        "source_counts": run.source_counts,
+        "errors": run.errors,
+    }
+
+
+def realtime_status() -> dict[str, Any]:
+    tracking = dict(
+        Asset.objects.values_list("tracking_status").annotate(n=Count("id")).values_list("tracking_status", "n")
+    )
+    return {
+        "price_feed": price_feed_status(),
+        "cycles": [_cycle(run) for run in RefreshRun.objects.order_by("-started_at")[:10]],
+        "assets": {"by_tracking_status": tracking},
+        "unknown_symbols": list(
+            Asset.objects.filter(tracking_status=Asset.TrackingStatus.UNKNOWN).values_list("symbol", flat=True)[:200]
+        ),
+        "latency": stage_latencies(),
+        "websocket_connections": websocket_stats(),
+    }
+
+
+def connections_report() -> dict[str, Any]:
+    from consumers.registry import ConnectionManager
+
+    manager = ConnectionManager()
+    return {**websocket_stats(), "nodes": manager.live_nodes(), "connections": manager.connections()}

@@ -1,0 +1,71 @@
+"""Recalculations coalesced across a cycle's batches.
+
+Every fetch batch asks for a recalculation of the symbols it changed. Run one by one, a cycle
+of N batches would revalue a portfolio holding symbols of every batch N times, each run
+locking and rewriting the same rows while workers wait. Instead each request adds its symbols
+to a pending set, and one runner at a time (a Redis lock) drains everything pending so far;
+a request that finds a runner at work returns at once, its symbols taken by that runner.
+
+Nothing asked for is lost: the runner moves the pending set to a processing set it deletes
+only after the revaluation committed, and a runner that died (lock expired) leaves that set to
+the next one. After releasing the lock the runner looks again, so symbols added during its
+last round are never stranded.
+"""
+
+from __future__ import annotations
+
+import uuid
+from collections.abc import Collection
+
+from backend.market.services.redis_client import redis_client
+
+from .revaluation import RevalueResult, portfolios_revalue_for_symbols
+
+PENDING = "tf:recalc:pending"
+PROCESSING = "tf:recalc:processing"
+LOCK = "tf:recalc:lock"
+LOCK_TTL = 60  # seconds; renewed after each round, so only a dead runner lets it expire
+
+_TAKE = """
+if redis.call('EXISTS', KEYS[2]) == 1 then
+  if redis.call('EXISTS', KEYS[1]) == 1 then
+    redis.call('SUNIONSTORE', KEYS[2], KEYS[2], KEYS[1])
+    redis.call('DEL', KEYS[1])
+  end
+elseif redis.call('EXISTS', KEYS[1]) == 1 then
+  redis.call('RENAME', KEYS[1], KEYS[2])
+else
+  return {}
+end
+return redis.call('SMEMBERS', KEYS[2])
+"""
+_IF_MINE = """
+if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
+if ARGV[2] == 'release' then return redis.call('DEL', KEYS[1]) end
+return redis.call('EXPIRE', KEYS[1], ARGV[2])
+"""
+
+
+def portfolios_revalue_coalesced(*, symbols: Collection[str]) -> RevalueResult | None:
+    """Revalue the portfolios holding `symbols` and whatever else is pending, or hand the
+    symbols to the runner already at work (returns None then)."""
+    client = redis_client()
+    take, if_mine = client.register_script(_TAKE), client.register_script(_IF_MINE)
+    if symbols:
+        client.sadd(PENDING, *symbols)
+    token = uuid.uuid4().hex
+    total: RevalueResult | None = None
+    while client.set(LOCK, token, nx=True, ex=LOCK_TTL):
+        total = total or RevalueResult()
+        try:
+            while batch := take(keys=[PENDING, PROCESSING]):
+                result = portfolios_revalue_for_symbols(symbols=sorted(batch))
+                total.merge(result)
+                total.published += result.published
+                client.delete(PROCESSING)
+                if_mine(keys=[LOCK], args=[token, LOCK_TTL])
+        finally:
+            if_mine(keys=[LOCK], args=[token, "release"])
+        if not client.exists(PENDING):
+            break
+    return total

@@ -1,0 +1,66 @@
+"""Portfolio figures shaped as the pushed events (DESIGN "Pushed events"), still Decimal:
+`consumers.payloads.to_wire` rounds them when they leave."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from datetime import datetime
+from decimal import Decimal
+
+from consumers.payloads import PortfolioUpdate, PositionSummary, PositionUpdate
+
+from .valuation import PortfolioValuation, PositionValuation
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat().replace("+00:00", "Z")
+
+
+def position_summary(position: PositionValuation) -> PositionSummary:
+    return {
+        "symbol": position.symbol,
+        "quantity": position.quantity,
+        "current_price": position.current_price,
+        "current_value": position.current_value,
+        "daily_change": position.daily_change,
+    }
+
+
+def position_update_payload(position: PositionValuation) -> PositionUpdate:
+    """The `position_update` of a priced position."""
+    assert position.current_price is not None
+    assert position.current_value is not None
+    return {
+        "portfolio_id": position.portfolio_id,
+        "symbol": position.symbol,
+        "quantity": position.quantity,
+        "current_price": position.current_price,
+        "current_value": position.current_value,
+        "daily_change": position.daily_change if position.daily_change is not None else Decimal(0),
+        "total_return": position.total_return or Decimal(0),
+        "total_return_percent": position.total_return_percent or Decimal(0),
+        "significant_change": position.significant_change,
+    }
+
+
+def portfolio_update_payload(
+    valuation: PortfolioValuation,
+    positions: Sequence[PositionValuation],
+    *,
+    value_changed: bool,
+    valued_at: datetime | None,
+) -> PortfolioUpdate:
+    figures = valuation.figures
+    return {
+        "portfolio_id": valuation.portfolio_id,
+        "name": valuation.name,
+        "total_value": figures.total_value,
+        "total_cost": figures.total_cost,
+        "daily_change": figures.daily_change,
+        "daily_change_percent": figures.daily_change_percent,
+        "total_return": figures.total_return,
+        "total_return_percent": figures.total_return_percent,
+        "value_changed": value_changed,
+        "valued_at": _iso(valued_at) if valued_at else None,
+        "positions_updated": [position_summary(p) for p in positions],
+    }

@@ -1,0 +1,263 @@
+"""The per-process hub: one channel-layer listener per Daphne process, local fan-out.
+
+`publish_batch` sends ONE layer message per batch to the group every process's hub joins
+(BROADCAST_GROUP); the hub routes each event to the local connections that subscribe to its
+group (asset / portfolio / user) and encodes each payload once. NOTES "Fan-out, measured":
+a channel-layer group per consumer tops out near 3,000 layer messages/s per process and the
+core layer drops over capacity silently; one message per batch per process does not.
+
+The hub also keeps the node's registry entry alive (heartbeat), re-joins the broadcast group
+on every heartbeat (the core layer forgets members after `group_expiry`, and everything after a
+Redis restart), closes idle connections (4408) and re-checks credentials of long ones.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import time
+import weakref
+from collections.abc import Hashable
+from typing import TYPE_CHECKING, Any
+
+from channels.db import database_sync_to_async
+from channels.layers import get_channel_layer
+from django.conf import settings
+
+from .auth import credentials_check_many
+from .groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP
+from .outbox import COALESCED_TYPES, encode_data, envelope_prefix
+from .registry import NodeRegistry, new_node_id
+
+if TYPE_CHECKING:
+    from .realtime import RealtimeConsumer
+
+logger = logging.getLogger(__name__)
+
+
+@database_sync_to_async
+def _snapshots(*, symbols: set[str], portfolios: dict[int, int]) -> list[dict[str, Any]]:
+    """Current asset and portfolio snapshots as publishable events."""
+    from backend.market.selectors import asset_snapshot
+    from backend.portfolios.selectors import portfolio_snapshot
+
+    from .publish import asset_event, portfolio_event
+
+    events: list[dict[str, Any]] = []
+    for symbol in sorted(symbols):
+        asset = asset_snapshot(symbol=symbol)
+        if asset is not None:
+            events.append(dict(asset_event(asset)))
+    for portfolio_id, user_id in sorted(portfolios.items()):
+        portfolio = portfolio_snapshot(portfolio_id=portfolio_id, user_id=user_id)
+        if portfolio is not None:
+            events.append(dict(portfolio_event(portfolio)))
+    return events
+
+
+_hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
+
+
+class Hub:
+    def __init__(self) -> None:
+        self.node = new_node_id()
+        self.registry = NodeRegistry(self.node)
+        self.connections: set[RealtimeConsumer] = set()
+        self.groups: dict[str, set[RealtimeConsumer]] = {}
+        self.layer: Any = None
+        self.channel: str | None = None
+        self._tasks: list[asyncio.Task[None]] = []
+        self._started = False
+        self._start_lock = asyncio.Lock()
+        self.batches_received = 0
+
+    @classmethod
+    def current(cls) -> Hub:
+        loop = asyncio.get_running_loop()
+        hub = _hubs.get(loop)
+        if hub is None:
+            hub = _hubs[loop] = cls()
+        return hub
+
+    # --- connections ------------------------------------------------------------------
+    async def register(self, consumer: RealtimeConsumer) -> bool:
+        """Start the hub if needed, then admit the connection under the per-user limit
+        counted over every live process. False: over the limit."""
+        await self._ensure_started()
+        admitted = await self.registry.admit(consumer.info(), settings.WEBSOCKET_MAX_CONNECTIONS_PER_USER)
+        if admitted:
+            self.connections.add(consumer)
+            self.join(consumer.user_group, consumer)
+        return admitted
+
+    async def unregister(self, consumer: RealtimeConsumer) -> None:
+        if consumer not in self.connections:
+            return
+        self.connections.discard(consumer)
+        for group in list(consumer.hub_groups):
+            self.leave(group, consumer)
+        try:
+            await self.registry.release(consumer.info())
+        except Exception:
+            # The heartbeat rewrites the node's entry after a Redis outage.
+            logger.warning("registry release failed for %s", consumer.connection_id, exc_info=True)
+
+    def join(self, group: str, consumer: RealtimeConsumer) -> None:
+        self.groups.setdefault(group, set()).add(consumer)
+        consumer.hub_groups.add(group)
+
+    def leave(self, group: str, consumer: RealtimeConsumer) -> None:
+        members = self.groups.get(group)
+        if members is not None:
+            members.discard(consumer)
+            if not members:
+                del self.groups[group]
+        consumer.hub_groups.discard(group)
+
+    # --- delivery ---------------------------------------------------------------------
+    def dispatch(self, events: list[dict[str, Any]]) -> int:
+        """Route one batch to local subscribers; returns frames queued."""
+        per_client: dict[RealtimeConsumer, list[tuple[Hashable | None, str]]] = {}
+        forget: list[tuple[RealtimeConsumer, str]] = []
+        frames = 0
+        for event in events:
+            members = self.groups.get(event["group"])
+            if not members:
+                continue
+            kind = event["type"]
+            prefix = envelope_prefix(kind, encode_data(event["data"]), event["timestamp"])
+            key = (kind, event["group"]) if kind in COALESCED_TYPES else None
+            for consumer in members:
+                per_client.setdefault(consumer, []).append((key, prefix))
+            frames += len(members)
+            data = event["data"]
+            if kind == "error" and isinstance(data, dict) and data.get("code") == "unknown_symbol":
+                forget.extend((c, str(data.get("symbol", ""))) for c in members)
+        for consumer, items in per_client.items():
+            consumer.outbox.deliver(items)
+        for consumer, symbol in forget:
+            consumer.forget_asset(symbol)
+        return frames
+
+    # --- background -------------------------------------------------------------------
+    async def _ensure_started(self) -> None:
+        if self._started:
+            return
+        async with self._start_lock:
+            if self._started:
+                return
+            self.layer = get_channel_layer()
+            if self.layer is None:
+                raise RuntimeError("no channel layer configured")
+            self.channel = await self.layer.new_channel("push-hub.")
+            await self.layer.group_add(BROADCAST_GROUP, self.channel)
+            await self.registry.heartbeat([])
+            loop = asyncio.get_running_loop()
+            self._tasks = [
+                loop.create_task(self._listen(), name="push-hub-listen"),
+                loop.create_task(self._heartbeat(), name="push-hub-heartbeat"),
+                loop.create_task(self._sweep(), name="push-hub-sweep"),
+            ]
+            self._started = True
+
+    async def stop(self) -> None:
+        """Stop the background tasks and leave the broadcast group (tests; a Daphne process
+        simply exits and its heartbeat expires)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        self._tasks = []
+        if self._started:
+            await self.layer.group_discard(BROADCAST_GROUP, self.channel)
+            await self.registry.forget_node()
+        await self.registry.close()
+        self._started = False
+        loop = asyncio.get_running_loop()
+        if _hubs.get(loop) is self:
+            del _hubs[loop]
+
+    async def _listen(self) -> None:
+        backoff = 0.5
+        lost = False
+        while True:
+            try:
+                if lost:
+                    await self._recover()
+                    lost = False
+                message = await self.layer.receive(self.channel)
+                backoff = 0.5
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("push hub: layer receive failed; retrying in %.1f s", backoff, exc_info=True)
+                lost = True
+                await asyncio.sleep(backoff)
+                # A failed attempt is one refused connect: cheap, so retry often and be back
+                # within ~2 s of Redis.
+                backoff = min(backoff * 2, 2)
+                continue
+            if message.get("type") == BATCH_MESSAGE_TYPE:
+                self.batches_received += 1
+                try:
+                    self.dispatch(message["events"])
+                except Exception:
+                    logger.exception("push hub: dispatch failed")
+
+    async def _recover(self) -> None:
+        """Redis answers again after an outage. A restarted Redis comes back empty: this
+        process is no longer in the broadcast group, so re-join now rather than at the next
+        heartbeat. Whatever was published meanwhile (a worker can publish before we are back
+        in the group) never reached us: send every local subscriber the current snapshot of
+        what it subscribes to, the same one a new subscription gets."""
+        await self.layer.group_add(BROADCAST_GROUP, self.channel)
+        await self.registry.heartbeat([c.info() for c in self.connections])
+        events = await _snapshots(
+            symbols={s for c in self.connections for s in c.assets},
+            portfolios={p: c.user_id for c in self.connections for p in c.portfolios},
+        )
+        frames = self.dispatch(events)
+        logger.warning("push hub: layer back; re-joined and re-sent %d snapshots (%d frames)", len(events), frames)
+
+    async def _heartbeat(self) -> None:
+        interval = max(1.0, settings.WEBSOCKET_NODE_TTL / 3)
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                await self.registry.heartbeat([c.info() for c in self.connections])
+                await self.layer.group_add(BROADCAST_GROUP, self.channel)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("push hub: heartbeat failed", exc_info=True)
+
+    async def _sweep(self) -> None:
+        timeout: float = settings.WEBSOCKET_TIMEOUT
+        recheck: float = settings.WEBSOCKET_AUTH_RECHECK_SECONDS
+        tick = max(0.2, min(1.0, timeout / 4, recheck / 4))
+        while True:
+            await asyncio.sleep(tick)
+            try:
+                await self._sweep_once(time.monotonic(), timeout, recheck)
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                logger.warning("push hub: sweep failed", exc_info=True)
+
+    async def _sweep_once(self, now: float, idle_limit: float, recheck: float) -> None:
+        due: list[RealtimeConsumer] = []
+        for consumer in list(self.connections):
+            if consumer.closing:
+                continue
+            if now - consumer.last_client_message > idle_limit:
+                consumer.close_soon(4408)
+            elif now >= consumer.next_auth_check:
+                consumer.next_auth_check = now + recheck
+                due.append(consumer)
+        if due:
+            verdicts = await database_sync_to_async(credentials_check_many)([c.credentials() for c in due])
+            for consumer, code in zip(due, verdicts, strict=True):
+                if code is not None:
+                    consumer.close_soon(code)

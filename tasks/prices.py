@@ -1,0 +1,101 @@
+"""Price tasks: a scheduled cycle and one batch fetch. Thin: services do the work; these own
+retries, time limits, redelivery and logging."""
+
+from __future__ import annotations
+
+import logging
+import random
+from typing import Any
+
+from celery import Task, current_app, shared_task
+from celery.exceptions import SoftTimeLimitExceeded
+from django.conf import settings
+from django.db import DatabaseError
+from redis.exceptions import RedisError
+
+from backend.market.services.claims import delivery_count, inflight_claim, inflight_token
+from backend.market.services.refresh import price_batch_fetch, price_batch_give_up, prices_refresh_cycle
+
+logger = logging.getLogger(__name__)
+
+RECALCULATE_TASK = "tasks.portfolios.recalculate_portfolios"
+
+
+def retry_countdown(retries: int) -> float:
+    """Exponential backoff with full jitter, capped below the broker's visibility timeout."""
+    ceiling = min(settings.PRICE_RETRY_BACKOFF * 2**retries, settings.PRICE_RETRY_BACKOFF_MAX)
+    return random.uniform(ceiling / 2, ceiling)  # noqa: S311 - jitter, not security
+
+
+@shared_task(name="tasks.prices.refresh_prices", bind=True, acks_late=False, soft_time_limit=30, time_limit=45)
+def refresh_prices(self: Task) -> dict[str, Any]:
+    """One scheduled cycle (the beat entry). Safe to fire twice: a Redis lock skips overlap,
+    and a second beat's send of the same tick is skipped. django-celery-beat names the entry
+    in the `periodic_task_name` header of every send."""
+    entry = getattr(self.request, "periodic_task_name", None) or (self.request.headers or {}).get("periodic_task_name")
+    dispatch = prices_refresh_cycle(beat_entry=str(entry) if entry else None)
+    if not dispatch.skipped_locked:
+        logger.info(
+            "refresh run %s: %d symbols in %d batches", dispatch.run_id, len(dispatch.symbols), len(dispatch.task_ids)
+        )
+    # Counts, not the symbol lists: results live in Redis and in the log.
+    return {
+        "run_id": dispatch.run_id,
+        "task_ids": dispatch.task_ids,
+        "symbols": len(dispatch.symbols),
+        "in_flight": len(dispatch.in_flight),
+        "skipped_locked": dispatch.skipped_locked,
+    }
+
+
+@shared_task(
+    name="tasks.prices.fetch_price_batch",
+    bind=True,
+    acks_late=True,
+    reject_on_worker_lost=True,
+    max_retries=None,  # counted against PRICE_FETCH_MAX_RETRIES below (read at run time)
+    soft_time_limit=settings.PRICE_FETCH_SOFT_TIME_LIMIT,
+    time_limit=settings.PRICE_FETCH_TIME_LIMIT,
+)
+def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None, force: bool = False) -> dict[str, Any]:
+    task_id = str(self.request.id)
+    attempt = int(self.request.retries)
+    final = attempt >= settings.PRICE_FETCH_MAX_RETRIES
+    deliveries = delivery_count(task_id=task_id, attempt=attempt)
+    if deliveries > settings.PRICE_FETCH_MAX_DELIVERIES:
+        logger.error("batch %s attempt %d delivered %d times: giving up", task_id, attempt, deliveries)
+        price_batch_give_up(
+            symbols=symbols, run_id=run_id, task_id=task_id, attempt=attempt, reason="redelivery limit reached"
+        )
+        return {"gave_up": symbols}
+    try:
+        result = price_batch_fetch(
+            symbols=symbols, run_id=run_id, force=force, task_id=task_id, attempt=attempt, final_attempt=final
+        )
+    except SoftTimeLimitExceeded:
+        if final:
+            price_batch_give_up(symbols=symbols, run_id=run_id, task_id=task_id, attempt=attempt, reason="time limit")
+            raise
+        logger.warning("batch %s hit its time limit; retrying", task_id)
+        raise self.retry(countdown=retry_countdown(attempt)) from None
+    except (DatabaseError, RedisError) as error:
+        # Our own database or Redis blinked: the whole batch is worth another try.
+        if final:
+            raise
+        logger.warning("batch %s: %s; retrying", task_id, error)
+        raise self.retry(exc=error, countdown=retry_countdown(attempt)) from None
+    if result.changed:
+        current_app.signature(RECALCULATE_TASK, kwargs={"symbols": result.changed}).apply_async()
+    if result.failed:
+        logger.warning("batch %s: %d symbols failed: %s", task_id, len(result.failed), sorted(result.failed))
+    if result.retry:
+        countdown = retry_countdown(attempt)
+        # Keep the claim on the symbols we retry, so no other fetch starts them meanwhile.
+        inflight_claim(
+            symbols=result.retry,
+            token=inflight_token(run_id=run_id, task_id=task_id),
+            ttl=countdown + settings.PRICE_INFLIGHT_TTL,
+        )
+        logger.info("batch %s: retrying %d symbols in %.1f s", task_id, len(result.retry), countdown)
+        raise self.retry(kwargs={"symbols": result.retry, "run_id": run_id, "force": force}, countdown=countdown)
+    return result.as_dict()

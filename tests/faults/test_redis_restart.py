@@ -1,0 +1,117 @@
+"""Redis restarted under load: a Daphne, a worker and beat on a throwaway redis-server that we
+stop for a few seconds and start again on the same port (empty: no persistence)."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Iterator
+
+import pytest
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+
+from backend.market.models import RefreshRun
+from config.embedded import start_redis, stop_redis
+from tests.backend.ops.test_health_live import get_health
+from tests.fakes.upstream import FakeUpstream, fake_upstream
+from tests.live import celery_worker, daphne, free_port
+from tests.tasks.prices_helpers import hold, wait_for, worker_env
+
+from .helpers import ReconnectingClient, start_beat
+
+pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
+
+OUTAGE_SECONDS = 4
+
+
+@pytest.fixture
+def upstream() -> Iterator[FakeUpstream]:
+    with fake_upstream() as server:
+        yield server
+
+
+def test_web_worker_beat_and_a_websocket_client_recover_from_a_redis_restart_without_a_process_restart(upstream):
+    hold(["AAPL"])
+    upstream.set_quote("AAPL", 100.0, previous_close=99.0)
+    token = Token.objects.create(user=User.objects.get(username="holder")).key
+    redis_port = free_port()
+    url, server = start_redis(port=redis_port, record=False)
+    env = worker_env(upstream, ("finnhub",), REDIS_URL=url, REALTIME_UPDATE_INTERVAL="2")
+    beat = None
+    try:
+        with celery_worker(**env) as worker, daphne(REDIS_URL=url) as (web, web_port):
+            beat = start_beat(**env)
+            wait_for(lambda: RefreshRun.objects.filter(kind="scheduled", finished_at__isnull=False).exists(),
+                     60, "a first scheduled cycle")  # fmt: skip
+            client = ReconnectingClient(f"ws://127.0.0.1:{web_port}/ws/realtime/", {"Authorization": f"Token {token}"},
+                                        ["AAPL"])  # fmt: skip
+
+            async def scenario() -> tuple[int, float, float]:
+                nonlocal server
+                stop = asyncio.Event()
+                task = asyncio.create_task(client.run(stop))
+                await asyncio.to_thread(wait_for, lambda: client.prices("AAPL"), 20, "the snapshot")
+                await asyncio.to_thread(stop_redis, server)
+                await asyncio.sleep(OUTAGE_SECONDS)
+                _, server = await asyncio.to_thread(start_redis, redis_port, False)
+                restarted = time.monotonic()
+                last_before = await asyncio.to_thread(
+                    lambda: RefreshRun.objects.order_by("-pk").values_list("pk", flat=True).first()
+                )
+                upstream.set_quote("AAPL", 123.0, previous_close=99.0)
+                await asyncio.to_thread(
+                    wait_for, lambda: 123.0 in client.prices("AAPL", restarted), 30, "the new price over WebSocket"
+                )
+                got_update = time.monotonic() - restarted
+                await asyncio.to_thread(wait_for, lambda: get_health(web_port)[0] == 200, 30, "health 200")
+                healthy = time.monotonic() - restarted
+                stop.set()
+                await task
+                return int(last_before or 0), got_update, healthy
+
+            last_before, got_update, healthy = asyncio.run(scenario())
+            # Beat and the worker carry on: scheduled cycles start and finish after the restart.
+            wait_for(
+                lambda: RefreshRun.objects.filter(
+                    kind="scheduled", finished_at__isnull=False, pk__gt=last_before
+                ).exists(),
+                30,
+                "a scheduled cycle after the restart",
+            )
+            assert worker.proc.poll() is None, worker.log()[-3000:]
+            assert beat.proc.poll() is None, beat.log()[-3000:]
+            assert web.proc.poll() is None
+            print(f"\nredis restart: update after {got_update:.1f} s, health 200 after {healthy:.1f} s, "
+                  f"client connects {client.connects}, closes {client.closes}")  # fmt: skip
+            assert got_update < 30
+    finally:
+        if beat is not None:
+            beat.stop()
+        stop_redis(server)
+
+
+def test_a_publish_while_redis_is_down_is_logged_as_an_error_not_dropped_silently(settings, caplog):
+    """The pipeline stores the prices first; a publish that fails is reported (clients get the
+    value from the hub's resync or the next change), never a silent success."""
+    import copy
+    import logging
+    from decimal import Decimal
+
+    from backend.market.services.refresh import BatchResult, batch_publish
+    from consumers.publish import asset_event
+
+    url, server = start_redis(port=free_port(), record=False)
+    stop_redis(server)  # nothing listens there now
+    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
+    layers["default"]["CONFIG"]["hosts"][0]["address"] = url
+    settings.CHANNEL_LAYERS = layers
+    result = BatchResult(events=[asset_event({
+        "symbol": "AAPL", "price": Decimal("1"), "change": None, "change_percent": None, "volume": None,
+        "high": None, "low": None, "market_cap": None, "previous_close": None,
+        "last_updated": "2026-11-21T16:00:00Z", "source": "simulated",
+    })])  # fmt: skip
+    with caplog.at_level(logging.ERROR, logger="backend.market.services.refresh"):
+        assert batch_publish(result) == 0
+    assert result.published == 0
+    assert any("publishing 1 events failed" in r.getMessage() for r in caplog.records), caplog.text
