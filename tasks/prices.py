@@ -15,10 +15,17 @@ from redis.exceptions import RedisError
 
 from backend.market.services.claims import delivery_count, inflight_claim, inflight_token
 from backend.market.services.refresh import price_batch_fetch, price_batch_give_up, prices_refresh_cycle
+from config.celery import BEAT_SENT_AT_HEADER
 
 logger = logging.getLogger(__name__)
 
 RECALCULATE_TASK = "tasks.portfolios.recalculate_portfolios"
+
+
+def request_header(request: Any, name: str) -> Any:
+    """A custom message header: Celery puts them on the request, or under `headers`."""
+    value = getattr(request, name, None)
+    return value if value is not None else (getattr(request, "headers", None) or {}).get(name)
 
 
 def retry_countdown(retries: int) -> float:
@@ -31,9 +38,12 @@ def retry_countdown(retries: int) -> float:
 def refresh_prices(self: Task) -> dict[str, Any]:
     """One scheduled cycle (the beat entry). Safe to fire twice: a Redis lock skips overlap,
     and a second beat's send of the same tick is skipped. django-celery-beat names the entry
-    in the `periodic_task_name` header of every send."""
-    entry = getattr(self.request, "periodic_task_name", None) or (self.request.headers or {}).get("periodic_task_name")
-    dispatch = prices_refresh_cycle(beat_entry=str(entry) if entry else None)
+    in the `periodic_task_name` header of every send; config/celery.py stamps its send time."""
+    entry = request_header(self.request, "periodic_task_name")
+    sent_at = request_header(self.request, BEAT_SENT_AT_HEADER)
+    dispatch = prices_refresh_cycle(
+        beat_entry=str(entry) if entry else None, beat_sent_at=float(sent_at) if sent_at is not None else None
+    )
     if not dispatch.skipped_locked:
         logger.info(
             "refresh run %s: %d symbols in %d batches", dispatch.run_id, len(dispatch.symbols), len(dispatch.task_ids)

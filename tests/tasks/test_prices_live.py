@@ -9,6 +9,7 @@ import signal
 import sys
 import time
 from collections import Counter
+from typing import Any
 
 import pytest
 
@@ -200,3 +201,25 @@ def test_beat_with_the_database_scheduler_syncs_the_refresh_entry_and_fires_it()
         beat.wait_for_log("Sending due task refresh-prices", timeout=30)
     finally:
         beat.stop()
+
+
+def test_a_beat_send_carries_its_send_time_to_the_worker_that_judges_the_tick_by_it(upstream):
+    # Judged by run time, the second send (run right after the first) would be skipped; judged
+    # by the send times this process stamps on publish, the two are 0.8 interval apart.
+    hold(["AAA"])
+    price_all(upstream, ["AAA"])
+    interval = 30.0
+    sent = time.time() - 1_000
+
+    def beat_send(at: float) -> dict[str, Any]:
+        headers = {"periodic_task_name": "refresh-prices-header-test", "tf_beat_sent_at": at}
+        return app.send_task("tasks.prices.refresh_prices", headers=headers).get(timeout=30)
+
+    with celery_worker(**worker_env(upstream, ("finnhub",), REALTIME_UPDATE_INTERVAL=str(int(interval)))):
+        first = beat_send(sent)
+        assert not first["skipped_locked"]
+        wait_for_run(int(first["run_id"]))
+        second = beat_send(sent + 0.8 * interval)
+        assert not second["skipped_locked"]
+        wait_for_run(int(second["run_id"]))
+        assert beat_send(sent + 1.0 * interval)["skipped_locked"]

@@ -10,6 +10,7 @@ symbols on its own.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Sequence
 
@@ -75,14 +76,27 @@ def cycle_lock_acquire() -> str | None:
     return None
 
 
-def beat_tick_claim(*, entry: str, interval: float) -> bool:
+_BEAT_TICK = """
+local last = redis.call('GET', KEYS[1])
+local sent = tonumber(ARGV[1])
+if last and sent < tonumber(last) + tonumber(ARGV[2]) then return 0 end
+redis.call('SET', KEYS[1], ARGV[1], 'PX', tonumber(ARGV[3]))
+return 1
+"""
+
+
+def beat_tick_claim(*, entry: str, interval: float, sent_at: float | None = None) -> bool:
     """True for the first beat send of this entry in a tick. Two beat processes (a deploy
     overlap, beat scaled to 2) each send every entry once per interval, out of phase, so
     the cycle lock alone lets both run when a cycle ends before the other send arrives.
-    Whoever claims first owns the next three quarters of an interval: one beat's own
-    sends (interval apart, a little jitter) always pass, the other beat's never do."""
-    key = f"tf:beat-tick:{entry}"
-    return bool(redis_client().set(key, uuid.uuid4().hex, nx=True, px=max(int(interval * 750), 1)))
+    A send passes only if it was sent at least three quarters of an interval after the last
+    send that passed: one beat's own sends (interval apart, a little jitter) always pass,
+    the other beat's never do. Send times, not run times: a worker that falls behind runs
+    queued sends back to back, and their run times would all look a tick apart."""
+    sent = time.time() if sent_at is None else sent_at
+    script = redis_client().register_script(_BEAT_TICK)
+    keep_ms = max(int(interval * 10_000), 1_000)
+    return bool(script(keys=[f"tf:beat-tick:{entry}"], args=[repr(sent), interval * 0.75, keep_ms]))
 
 
 def cycle_lock_release(*, token: str) -> bool:

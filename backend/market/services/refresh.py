@@ -105,11 +105,15 @@ def beat_entry_interval(*, entry: str) -> float:
     return float(settings.REALTIME_UPDATE_INTERVAL)
 
 
-def prices_refresh_cycle(*, batch_size: int | None = None, beat_entry: str | None = None) -> RefreshDispatch:
+def prices_refresh_cycle(
+    *, batch_size: int | None = None, beat_entry: str | None = None, beat_sent_at: float | None = None
+) -> RefreshDispatch:
     """One scheduled cycle: every tracked symbol, in batches, unless a cycle is running.
-    `beat_entry`: sent by beat under that entry name; a second beat's send of the same tick
-    is skipped (beat_tick_claim)."""
-    if beat_entry is not None and not beat_tick_claim(entry=beat_entry, interval=beat_entry_interval(entry=beat_entry)):
+    `beat_entry`: sent by beat under that entry name at `beat_sent_at` (epoch seconds); a
+    second beat's send of the same tick is skipped (beat_tick_claim)."""
+    if beat_entry is not None and not beat_tick_claim(
+        entry=beat_entry, interval=beat_entry_interval(entry=beat_entry), sent_at=beat_sent_at
+    ):
         logger.info("refresh cycle skipped: another beat already sent %s this tick", beat_entry)
         return RefreshDispatch(skipped_locked=True)
     lock_token = cycle_lock_acquire()
