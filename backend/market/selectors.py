@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import Any, Protocol
 
 from django.conf import settings
 from django.core.cache import cache
@@ -20,8 +21,38 @@ def _iso(value: datetime) -> str:
 
 def asset_update_payload(quote: Quote) -> AssetUpdate:
     """The `asset_update` fields of one latest quote (the asset must be loaded or loadable)."""
+    return asset_update_fields(symbol=quote.asset.symbol, quote=quote)
+
+
+class QuoteFields(Protocol):
+    """A quote's fields, read-only: a Quote or a stored row."""
+
+    @property
+    def price(self) -> Any: ...
+    @property
+    def change(self) -> Any: ...
+    @property
+    def change_percent(self) -> Any: ...
+    @property
+    def volume(self) -> Any: ...
+    @property
+    def high(self) -> Any: ...
+    @property
+    def low(self) -> Any: ...
+    @property
+    def market_cap(self) -> Any: ...
+    @property
+    def previous_close(self) -> Any: ...
+    @property
+    def quoted_at(self) -> datetime: ...
+    @property
+    def source(self) -> str: ...
+
+
+def asset_update_fields(*, symbol: str, quote: QuoteFields) -> AssetUpdate:
+    """The `asset_update` of a symbol from anything with a quote's fields (a Quote, a stored row)."""
     return {
-        "symbol": quote.asset.symbol,
+        "symbol": symbol,
         "price": quote.price,
         "change": quote.change,
         "change_percent": quote.change_percent,

@@ -47,16 +47,20 @@ def counter_add(name: str, amount: float = 1, **labels: str) -> None:
         logger.warning("metrics: could not record %s", name)
 
 
-def stage_observe(stage: str, seconds: float) -> None:
-    """Record one duration of a pipeline stage (fetch, commit, publish, end_to_end)."""
+def stages_observe(samples: Mapping[str, float], counters: Mapping[str, float] | None = None) -> None:
+    """Record several stage durations and counters in one Redis round trip (a fetch batch
+    records four stages and a counter: one trip instead of five)."""
     try:
-        key = STAGE_KEY.format(stage=stage)
-        pipe = _client().pipeline()
-        pipe.lpush(key, f"{seconds:.6f}")
-        pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
+        pipe = _client().pipeline(transaction=False)
+        for stage, seconds in samples.items():
+            key = STAGE_KEY.format(stage=stage)
+            pipe.lpush(key, f"{seconds:.6f}")
+            pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
+        for name, amount in (counters or {}).items():
+            pipe.hincrbyfloat(COUNTERS_KEY, _field(name, {}), amount)
         pipe.execute()
     except redis.RedisError:
-        logger.warning("metrics: could not record stage %s", stage)
+        logger.warning("metrics: could not record stages %s", ", ".join(samples))
 
 
 def _quantile(sorted_values: list[float], q: float) -> float:

@@ -10,41 +10,57 @@ import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from decimal import Decimal
+from decimal import ROUND_HALF_EVEN, Decimal
+from functools import lru_cache
+from typing import NamedTuple, cast
 
 from django.conf import settings
 from django.core.cache import cache
-from django.db import transaction
-from django.db.models import F
+from django.db import connection, transaction
+from django.db.models import F, Field
 from django.utils import timezone
 
 from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
-from backend.market.selectors import asset_update_payload, quote_cache_key
+from backend.market.selectors import asset_update_fields, quote_cache_key
+from consumers.payloads import AssetUpdate
 
 from .sources.base import QuoteData
 
 logger = logging.getLogger(__name__)
 
-QUOTE_FIELDS = [
-    "price",
-    "previous_close",
-    "change",
-    "change_percent",
-    "volume",
-    "high",
-    "low",
-    "market_cap",
-    "source",
-    "quoted_at",
-    "fetched_at",
-]
+
+class QuoteRow(NamedTuple):
+    """One latest-quote row as written (the Quote model's fields, without building a model)."""
+
+    asset_id: int
+    price: Decimal
+    previous_close: Decimal | None
+    change: Decimal | None
+    change_percent: Decimal | None
+    volume: int | None
+    high: Decimal | None
+    low: Decimal | None
+    market_cap: int | None
+    source: str
+    quoted_at: datetime
+    fetched_at: datetime
 
 
 @dataclass
 class StoreResult:
     stored: list[str] = field(default_factory=list)
     changed: list[str] = field(default_factory=list)
-    quotes: list[Quote] = field(default_factory=list)
+    # The `asset_update` of every stored quote, by symbol: built once, for the cache and events.
+    payloads: dict[str, AssetUpdate] = field(default_factory=dict)
+
+
+# The stored precision of prices and percentages (DecimalField decimal_places=6). Rounded here,
+# half-even like Django's own save, so what is published equals what is stored.
+SIX_PLACES = Decimal("1e-6")
+
+
+def _six(value: Decimal | None) -> Decimal | None:
+    return None if value is None else value.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
 
 
 def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = None) -> StoreResult:
@@ -67,8 +83,7 @@ def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = N
             previous[asset_id] = (price, quoted_at)
         if status != Asset.TrackingStatus.TRACKED or last_error:
             needs_status.add(asset_id)
-    rows: list[Quote] = []
-    history: list[PriceHistory] = []
+    rows: list[QuoteRow] = []
     for data in quotes:
         if data.symbol not in asset_ids:
             logger.warning("quote for %s dropped: no such asset", data.symbol)
@@ -77,50 +92,83 @@ def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = N
         old = previous.get(asset_id)
         if old is not None and old[1] > data.quoted_at:
             continue
-        row = Quote(
-            asset_id=asset_id,
-            price=data.price,
-            previous_close=data.previous_close,
-            change=data.change,
-            change_percent=data.change_percent,
-            volume=data.volume,
-            high=data.high,
-            low=data.low,
-            market_cap=data.market_cap,
-            source=data.source,
-            quoted_at=data.quoted_at,
-            fetched_at=fetched_at,
+        row = QuoteRow(
+            asset_id,
+            data.price.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN),
+            _six(data.previous_close),
+            _six(data.change),
+            _six(data.change_percent),
+            data.volume,
+            _six(data.high),
+            _six(data.low),
+            data.market_cap,
+            data.source,
+            data.quoted_at,
+            fetched_at,
         )
         rows.append(row)
-        history.append(
-            PriceHistory(
-                asset_id=asset_id, quoted_at=data.quoted_at, price=data.price, volume=data.volume, source=data.source
-            )
-        )
         result.stored.append(data.symbol)
-        if old is None or old[0] != data.price:
+        result.payloads[data.symbol] = asset_update_fields(symbol=data.symbol, quote=row)
+        if old is None or old[0] != row.price:
             result.changed.append(data.symbol)
     with transaction.atomic():
-        Quote.objects.bulk_create(rows, update_conflicts=True, unique_fields=["asset"], update_fields=QUOTE_FIELDS)
-        PriceHistory.objects.bulk_create(history, ignore_conflicts=True)
+        _quotes_write(rows)
         recovered = [r.asset_id for r in rows if r.asset_id in needs_status]
         if recovered:
             Asset.objects.filter(id__in=recovered).update(
                 tracking_status=Asset.TrackingStatus.TRACKED, unknown_since=None, last_error=""
             )
-    symbols_by_id = {v: k for k, v in asset_ids.items()}
-    for row in rows:
-        row.asset = Asset(id=row.asset_id, symbol=symbols_by_id[row.asset_id])
-    result.quotes = rows
-    quotes_cache(quotes=rows)
+    quotes_cache(payloads=result.payloads)
     return result
 
 
-def quotes_cache(*, quotes: Sequence[Quote]) -> None:
+def _quotes_write(rows: Sequence[QuoteRow]) -> None:
+    """The latest quotes and their history rows, in one statement on PostgreSQL."""
+    if not rows:
+        return
+    if connection.vendor != "postgresql":
+        Quote.objects.bulk_create(
+            [Quote(**row._asdict()) for row in rows],
+            update_conflicts=True,
+            unique_fields=["asset"],
+            update_fields=list(QuoteRow._fields[1:]),
+        )
+        history = [
+            PriceHistory(asset_id=r.asset_id, quoted_at=r.quoted_at, price=r.price, volume=r.volume, source=r.source)
+            for r in rows
+        ]
+        PriceHistory.objects.bulk_create(history, ignore_conflicts=True)
+        return
+    # Django's bulk_create prepares every value through its field in Python (two thirds of a
+    # batch's store time); psycopg2 adapts whole lists in C and the server unnests them.
+    with connection.cursor() as cursor:
+        cursor.execute(_upsert_sql(), [list(column) for column in zip(*rows, strict=True)])
+
+
+@lru_cache(maxsize=1)
+def _upsert_sql() -> str:
+    q = connection.ops.quote_name
+    quote_meta, history_meta = Quote._meta, PriceHistory._meta
+    fields = [cast(Field, quote_meta.get_field(name)) for name in QuoteRow._fields]
+    columns = [q(str(f.column)) for f in fields]
+    typed = ", ".join(f"%s::{f.db_type(connection)}[]" for f in fields)
+    updates = ", ".join(f"{c} = EXCLUDED.{c}" for c in columns[1:])
+    history_fields = ("asset_id", "quoted_at", "price", "volume", "source")
+    history = ", ".join(q(str(cast(Field, history_meta.get_field(n)).column)) for n in history_fields)
+    asset, quoted_at = columns[0], q(str(cast(Field, quote_meta.get_field("quoted_at")).column))
+    return (
+        f"WITH v ({', '.join(columns)}) AS (SELECT * FROM unnest({typed})), "  # noqa: S608 (identifiers from model meta)
+        f"latest AS (INSERT INTO {q(quote_meta.db_table)} AS t ({', '.join(columns)}) SELECT * FROM v "
+        f"ON CONFLICT ({asset}) DO UPDATE SET {updates} WHERE t.{quoted_at} <= EXCLUDED.{quoted_at}) "
+        f"INSERT INTO {q(history_meta.db_table)} ({history}) SELECT {history} FROM v ON CONFLICT DO NOTHING"
+    )
+
+
+def quotes_cache(*, payloads: Mapping[str, AssetUpdate]) -> None:
     """Put the latest quotes in the read cache (REALTIME_CACHE_TIMEOUT)."""
-    if quotes:
+    if payloads:
         cache.set_many(
-            {quote_cache_key(q.asset.symbol): asset_update_payload(q) for q in quotes},
+            {quote_cache_key(symbol): payload for symbol, payload in payloads.items()},
             timeout=settings.REALTIME_CACHE_TIMEOUT,
         )
 

@@ -15,9 +15,9 @@ from django.core.cache import cache
 from django.db import transaction
 
 from backend.market.models import Asset, RefreshRun
-from backend.market.selectors import asset_update_payload, quote_cache_key, tracked_symbols
+from backend.market.selectors import quote_cache_key, tracked_symbols
 from backend.market.symbols import InvalidSymbol, symbol_normalize
-from backend.ops.metrics import counter_add, stage_observe
+from backend.ops.metrics import counter_add, stages_observe
 from consumers.publish import Event, asset_event, publish_batch, unknown_symbol_event
 
 from .claims import (
@@ -216,9 +216,7 @@ def price_batch_fetch(
     fetched = time.perf_counter()
     stored = quotes_store(quotes=list(outcome.quotes.values()))
     committed = time.perf_counter()
-    stage_observe("fetch", fetched - started)
-    stage_observe("commit", committed - fetched)
-    counter_add("quotes_stored", len(stored.stored))
+    stages = {"fetch": fetched - started, "commit": committed - fetched}
     result.stored, result.changed, result.sources = stored.stored, stored.changed, outcome.source_counts()
     not_found = [s for s, f in outcome.failures.items() if f.kind is FailureKind.NOT_FOUND]
     newly_unknown = assets_mark_unknown(symbols=not_found, reason="unknown to every source") if not_found else []
@@ -230,14 +228,15 @@ def price_batch_fetch(
     else:
         result.retry = list(passing)
     changed = set(stored.changed)
-    result.events = [asset_event(asset_update_payload(q)) for q in stored.quotes if q.asset.symbol in changed]
+    result.events = [asset_event(stored.payloads[symbol]) for symbol in stored.stored if symbol in changed]
     result.events += [unknown_symbol_event(s) for s in newly_unknown]
     if publish:
         batch_publish(result)
         published = time.perf_counter()
-        stage_observe("publish", published - committed)
+        stages["publish"] = published - committed
         # The batch's own pipeline: first upstream request to the events handed to the layer.
-        stage_observe("end_to_end", published - started)
+        stages["end_to_end"] = published - started
+    stages_observe(stages, counters={"quotes_stored": len(stored.stored)})
     inflight_release(symbols=[s for s in mine if s not in set(result.retry)], token=token)
     if run_id is not None:
         failed = dict(result.failed) | dict.fromkeys(not_found, "unknown to every source")
