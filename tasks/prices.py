@@ -15,6 +15,7 @@ from redis.exceptions import RedisError
 
 from backend.market.services.claims import delivery_count, inflight_claim, inflight_token
 from backend.market.services.refresh import price_batch_fetch, price_batch_give_up, prices_refresh_cycle
+from backend.portfolios.services.coalesce import recalculation_request
 from config.celery import BEAT_SENT_AT_HEADER
 
 logger = logging.getLogger(__name__)
@@ -94,7 +95,7 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
             raise
         logger.warning("batch %s: %s; retrying", task_id, error)
         raise self.retry(exc=error, countdown=retry_countdown(attempt)) from None
-    if result.changed:
+    if result.changed and recalculation_request(symbols=result.changed):
         current_app.signature(RECALCULATE_TASK, kwargs={"symbols": result.changed}).apply_async()
     if result.failed:
         logger.warning("batch %s: %d symbols failed: %s", task_id, len(result.failed), sorted(result.failed))

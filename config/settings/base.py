@@ -199,6 +199,9 @@ REALTIME_UPDATE_INTERVAL: int = env.int("REALTIME_UPDATE_INTERVAL", default=30)
 REALTIME_BATCH_SIZE: int = env.int("REALTIME_BATCH_SIZE", default=50)
 REALTIME_CACHE_TIMEOUT: int = env.int("REALTIME_CACHE_TIMEOUT", default=300)
 REALTIME_MAX_WORKERS: int = env.int("REALTIME_MAX_WORKERS", default=2)
+# Seconds between the starts of two revaluation rounds while batches keep changing prices
+# (backend/portfolios/services/coalesce.py); the first change is revalued at once.
+PORTFOLIO_RECALC_INTERVAL: float = env.float("PORTFOLIO_RECALC_INTERVAL", default=0.25)
 CELERY_WORKER_CONCURRENCY = REALTIME_MAX_WORKERS
 
 WEBSOCKET_TIMEOUT: int = env.int("WEBSOCKET_TIMEOUT", default=300)

@@ -6,6 +6,11 @@ locking and rewriting the same rows while workers wait. Instead each request add
 to a pending set, and one runner at a time (a Redis lock) drains everything pending so far;
 a request that finds a runner at work returns at once, its symbols taken by that runner.
 
+Rounds of one runner start at least PORTFOLIO_RECALC_INTERVAL apart: during a cycle batches
+finish every few milliseconds, and a round per batch or two would spend a worker revaluing
+the same big portfolios over and over while the cycle's fetches wait for CPU. The first round
+starts at once, so a lone change is revalued without delay.
+
 Nothing asked for is lost: the runner moves the pending set to a processing set it deletes
 only after the revaluation committed, and a runner that died (lock expired) leaves that set to
 the next one. After releasing the lock the runner looks again, so symbols added during its
@@ -14,8 +19,11 @@ last round are never stranded.
 
 from __future__ import annotations
 
+import time
 import uuid
 from collections.abc import Collection
+
+from django.conf import settings
 
 from backend.market.services.redis_client import redis_client
 
@@ -46,6 +54,23 @@ return redis.call('EXPIRE', KEYS[1], ARGV[2])
 """
 
 
+_REQUEST = """
+redis.call('SADD', KEYS[1], unpack(ARGV))
+return redis.call('EXISTS', KEYS[2])
+"""
+
+
+def recalculation_request(*, symbols: Collection[str]) -> bool:
+    """Add symbols to the pending set; True when no runner is at work, so the caller must
+    start one (enqueue the task). A runner at work takes them in a later round: it looks at
+    the pending set again after releasing its lock, so a request that saw the lock an
+    instant before the release is never stranded. Saves a task per batch during a cycle."""
+    if not symbols:
+        return False
+    runner_at_work = redis_client().register_script(_REQUEST)(keys=[PENDING, LOCK], args=sorted(symbols))
+    return not runner_at_work
+
+
 def portfolios_revalue_coalesced(*, symbols: Collection[str]) -> RevalueResult | None:
     """Revalue the portfolios holding `symbols` and whatever else is pending, or hand the
     symbols to the runner already at work (returns None then)."""
@@ -59,11 +84,14 @@ def portfolios_revalue_coalesced(*, symbols: Collection[str]) -> RevalueResult |
         total = total or RevalueResult()
         try:
             while batch := take(keys=[PENDING, PROCESSING]):
+                started = time.monotonic()
                 result = portfolios_revalue_for_symbols(symbols=sorted(batch))
                 total.merge(result)
                 total.published += result.published
                 client.delete(PROCESSING)
                 if_mine(keys=[LOCK], args=[token, LOCK_TTL])
+                # Let the next round gather what the batches still running add meanwhile.
+                time.sleep(max(0.0, settings.PORTFOLIO_RECALC_INTERVAL - (time.monotonic() - started)))
         finally:
             if_mine(keys=[LOCK], args=[token, "release"])
         if not client.exists(PENDING):

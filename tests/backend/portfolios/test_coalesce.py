@@ -3,11 +3,20 @@ per runner round, by one runner at a time."""
 
 from __future__ import annotations
 
+import threading
+import time
+
 import pytest
 
 from backend.market.services.redis_client import redis_client
 from backend.portfolios.models import Portfolio
-from backend.portfolios.services.coalesce import LOCK, PENDING, PROCESSING, portfolios_revalue_coalesced
+from backend.portfolios.services.coalesce import (
+    LOCK,
+    PENDING,
+    PROCESSING,
+    portfolios_revalue_coalesced,
+    recalculation_request,
+)
 
 pytestmark = pytest.mark.django_db
 
@@ -59,3 +68,31 @@ def test_symbols_a_dead_runner_was_processing_are_revalued_by_the_next_runner(th
     assert valued(three_portfolios["large"])
     assert valued(three_portfolios["loss"])
     assert not valued(three_portfolios["gains"])
+
+
+def test_a_runners_rounds_start_an_interval_apart_and_take_what_arrived_meanwhile(three_portfolios, settings):
+    settings.PORTFOLIO_RECALC_INTERVAL = 0.5
+    handed: list[object] = []
+
+    def another_batch_finishes() -> None:
+        time.sleep(0.1)  # while the runner's first round or its wait is under way
+        handed.append(portfolios_revalue_coalesced(symbols=["MSFT"]))
+
+    other = threading.Thread(target=another_batch_finishes)
+    started = time.monotonic()
+    other.start()
+    result = portfolios_revalue_coalesced(symbols=["AAPL"])
+    other.join()
+    assert handed == [None]  # the other batch's symbols went to this runner
+    assert result is not None
+    assert result.portfolios_valued == 3  # round 1: AAPL -> Gains, Loss; round 2: MSFT -> Loss
+    assert time.monotonic() - started >= 0.5
+    assert not redis_client().exists(PENDING)
+
+
+def test_a_request_asks_for_a_runner_only_when_none_is_at_work(three_portfolios):
+    assert recalculation_request(symbols=["AAPL"]) is True
+    redis_client().set(LOCK, "a-runner", ex=60)
+    assert recalculation_request(symbols=["MSFT"]) is False  # the runner's next round takes it
+    assert redis_client().smembers(PENDING) == {"AAPL", "MSFT"}
+    assert recalculation_request(symbols=[]) is False
