@@ -4,7 +4,7 @@ import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish
+from celery.signals import before_task_publish, task_postrun, task_prerun
 
 import tasks
 
@@ -25,3 +25,19 @@ BEAT_SENT_AT_HEADER = "tf_beat_sent_at"
 def stamp_beat_send_time(headers: dict[str, Any] | None = None, **_: Any) -> None:
     if headers is not None and headers.get("periodic_task_name"):
         headers.setdefault(BEAT_SENT_AT_HEADER, time.time())
+
+
+# Celery 5.7's Django fixup closes every database connection before and after each task
+# (celery#4116, its fix reverted in celery#9824) unless CELERY_DB_REUSE_MAX is set: a new
+# PostgreSQL connection per task, a tenth of a fetch batch's CPU. Settings set that knob out of
+# reach, and tasks get the connection life of a Django request instead: close_old_connections()
+# before and after each task drops connections past CONN_MAX_AGE or broken by an error (a
+# database restart), and arms CONN_HEALTH_CHECKS for the next use.
+@task_prerun.connect
+@task_postrun.connect
+def close_old_database_connections(task: Any = None, **_: Any) -> None:
+    from django.db import close_old_connections, connection
+
+    if getattr(getattr(task, "request", None), "is_eager", False) or connection.in_atomic_block:
+        return
+    close_old_connections()
