@@ -26,8 +26,10 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Sum,
     Value,
     When,
@@ -35,7 +37,7 @@ from django.db.models import (
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 
-from backend.portfolios.models import Portfolio, Position
+from backend.portfolios.models import Portfolio, Position, ValuedPrice
 
 from .sql import AnyOf
 
@@ -111,7 +113,17 @@ def _previous_close_expression(prefix: str, price: Combinable, overrides: Mappin
     return Case(*whens, default=previous, output_field=PRICE)
 
 
-def _priced(prefix: str, overrides: Mapping[str, Decimal] | None) -> Q:
+def previous_price_expression() -> Combinable:
+    """A position's price in its portfolio's previous valuation: its asset's price in the
+    portfolio's valuation epoch, if the position took part in it (models.py)."""
+    epoch_price = ValuedPrice.objects.filter(
+        epoch_id=OuterRef("portfolio__valued_epoch"), asset_id=OuterRef("asset_id")
+    ).values("price")
+    return Case(When(valued=True, then=Subquery(epoch_price)), default=None, output_field=PRICE)
+
+
+def priced_filter(prefix: str, overrides: Mapping[str, Decimal] | None) -> Q:
+    """Positions that have a price: a quote, or a caller's override."""
     priced = Q(**{f"{prefix}quote__price__isnull": False})
     if overrides:
         priced |= Q(**{f"{prefix}asset__symbol__in": list(overrides)})
@@ -153,7 +165,7 @@ def portfolio_sums(
     price = price_expression("", price_overrides)
     previous = _previous_close_expression("", price, price_overrides)
     quantity = F("quantity")
-    priced = _priced("", price_overrides)
+    priced = priced_filter("", price_overrides)
     rows = (
         Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
         .order_by()
@@ -259,10 +271,12 @@ def positions_value(
     moved_only: bool = False,
 ) -> list[PositionValuation]:
     """Each position's figures, computed in SQL (one query); the rows are only packed here.
-    `moved_only`: just the positions priced at something other than `last_valued_price`."""
+    `moved_only`: just the positions priced at something other than the price of their
+    previous valuation (previous_price_expression)."""
     price = price_expression("", price_overrides)
     previous = _previous_close_expression("", price, price_overrides)
     queryset = positions.annotate(
+        v_last=previous_price_expression(),
         v_price=price,
         v_value=_product(F("quantity"), price),
         v_change=_product(F("quantity"), price - previous),
@@ -270,7 +284,7 @@ def positions_value(
     )
     if moved_only:
         queryset = queryset.filter(v_price__isnull=False).filter(
-            Q(last_valued_price__isnull=True) | ~Q(last_valued_price=F("v_price"))
+            Q(v_last__isnull=True) | ~Q(v_last=F("v_price"))
         )
     rows = queryset.values_list(
         "pk",
@@ -278,7 +292,7 @@ def positions_value(
         "asset__symbol",
         "quantity",
         "average_cost",
-        "last_valued_price",
+        "v_last",
         "v_price",
         "v_value",
         "v_change",

@@ -1,0 +1,236 @@
+"""The PostgreSQL revaluation pass of one group of portfolios: ONE statement (issue 4).
+
+Lock the group's rows in id order, aggregate their positions with the latest quotes, derive
+the figures in NUMERIC, UPDATE only the portfolios whose figures or valued prices changed,
+record the pass's prices once (a valuation epoch), mark newly valued positions, insert the
+snapshots, and RETURN what was stored: no portfolio row travels through Python just to be
+compared, and the events are built from the stored values.
+
+Exactness (DESIGN "Valuation"; the same figures as valuation.figures_derive + the model's
+10 places, to the last digit):
+- Every product and sum is exact NUMERIC. The aggregation sums ONE product per position,
+  `quantity * (price * 10^80 + previous_close * 10^40 + average_cost)`, instead of three:
+  the three sums come apart exactly afterwards. Each of them has at most 16 decimals (10 of
+  quantity + 6 of a price) and stays under 10^22 in size (a stored figure is under 10^20),
+  so `value * 10^80` is a multiple of 10^64 and everything below it is smaller than
+  10^64 / 2 in size: round(sum, -64) is exactly `value * 10^80`; likewise round(rest, -24)
+  is `previous value * 10^40`. Signs do not matter (rounding, not truncation).
+  One NUMERIC multiply and add per position instead of three halves the aggregation's cost.
+- Ratios are divided at 60 decimal places, then rounded half-even to the stored 10 with
+  tf_round_half_even (migration 0004; PostgreSQL's round() goes half away from zero).
+  A ratio of two such sums that is not exactly a tie lies at least 10^-47 away from one,
+  so both this and Python's 60-digit Decimal division round to the same 10 places.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from decimal import Decimal
+
+from django.db import connection
+
+from backend.market.models import Asset
+
+from .valuation import Figures
+
+# The model's storage precision (DecimalField decimal_places=10).
+PLACES = 10
+
+_SQL = """
+WITH prices AS MATERIALIZED (
+    -- The price each asset is valued at: its latest quote or the caller's override.
+    SELECT coalesce(q.asset_id, o.asset_id) AS asset_id,
+           coalesce(o.price, q.price) AS price,
+           coalesce(q.previous_close, o.price, q.price) AS previous
+    FROM market_quote q
+    FULL JOIN unnest(%(override_assets)s::bigint[], %(override_prices)s::numeric[]) AS o (asset_id, price)
+      ON o.asset_id = q.asset_id
+),
+heads AS MATERIALIZED (
+    -- Locked in id order: two overlapping runs wait for each other instead of the slower one
+    -- overwriting newer figures with older ones.
+    SELECT id, owner_id, name, total_value, total_cost, daily_change, daily_change_percent,
+           total_return, total_return_percent, valued_epoch
+    FROM portfolios_portfolio
+    WHERE id = ANY(%(ids)s)
+    ORDER BY id
+    FOR NO KEY UPDATE
+),
+sums AS (
+    SELECT pos.portfolio_id,
+           sum(pos.quantity * (p.packed + pos.average_cost)) AS packed,
+           count(*) AS positions,
+           count(p.packed) AS priced
+    FROM portfolios_position pos
+    LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
+      ON p.asset_id = pos.asset_id
+    WHERE pos.portfolio_id = ANY(%(ids)s)
+    GROUP BY pos.portfolio_id
+),
+split AS (
+    SELECT portfolio_id, positions, priced, packed, round(packed, -64) AS high,
+           round(packed - round(packed, -64), -24) AS middle
+    FROM sums
+),
+exact AS (
+    -- A portfolio without positions (or with nothing priced) is worth 0.
+    SELECT h.*, coalesce(s.positions, 0) AS positions, coalesce(s.priced, 0) AS priced,
+           coalesce(s.high * 1e-80, 0) AS v,
+           coalesce(s.high * 1e-80 - s.middle * 1e-40, 0) AS c,
+           coalesce(s.packed - s.high - s.middle, 0) AS k
+    FROM heads h
+    LEFT JOIN split s ON s.portfolio_id = h.id
+),
+derived AS (
+    SELECT e.*,
+           tf_round_half_even(v, %(places)s) AS new_value,
+           tf_round_half_even(k, %(places)s) AS new_cost,
+           tf_round_half_even(c, %(places)s) AS new_change,
+           CASE WHEN v - c = 0 THEN 0
+                ELSE tf_round_half_even(round(c * 100, 60) / (v - c), %(places)s) END AS new_change_percent,
+           tf_round_half_even(v - k, %(places)s) AS new_return,
+           CASE WHEN k = 0 THEN 0
+                ELSE tf_round_half_even(round((v - k) * 100, 60) / k, %(places)s) END AS new_return_percent
+    FROM exact e
+),
+figures AS MATERIALIZED (
+    SELECT d.*,
+           (new_value, new_cost, new_change, new_change_percent, new_return, new_return_percent)
+             IS DISTINCT FROM (total_value, total_cost, daily_change, daily_change_percent,
+                               total_return, total_return_percent) AS figures_changed,
+           new_value IS DISTINCT FROM total_value AS value_changed
+    FROM derived d
+),
+moved_assets AS MATERIALIZED (
+    -- For the epochs of portfolios whose figures did not change (rare, bar a rerun): the
+    -- assets now priced differently from that epoch.
+    SELECT e.epoch, p.asset_id
+    FROM (SELECT DISTINCT valued_epoch AS epoch FROM figures
+          WHERE NOT figures_changed AND valued_epoch IS NOT NULL) e
+    CROSS JOIN prices p
+    LEFT JOIN portfolios_valuedprice vp ON vp.epoch_id = e.epoch AND vp.asset_id = p.asset_id
+    WHERE p.price IS NOT NULL AND vp.price IS DISTINCT FROM p.price
+),
+targets AS MATERIALIZED (
+    -- Stored: figures changed, or a position is priced for the first time, or a position's
+    -- price moved from its previous valuation though the figures (to 10 places) did not.
+    SELECT f.*
+    FROM figures f
+    WHERE f.figures_changed
+       OR f.id IN (SELECT pos.portfolio_id FROM portfolios_position pos
+                   JOIN prices p ON p.asset_id = pos.asset_id
+                   WHERE NOT pos.valued AND pos.portfolio_id = ANY(%(ids)s) AND p.price IS NOT NULL)
+       OR (EXISTS (SELECT 1 FROM moved_assets)
+           AND EXISTS (SELECT 1 FROM portfolios_position pos
+                       JOIN moved_assets m ON m.asset_id = pos.asset_id AND m.epoch = f.valued_epoch
+                       WHERE pos.portfolio_id = f.id AND pos.valued))
+),
+epoch AS (
+    INSERT INTO portfolios_valuationepoch (created_at)
+    SELECT %(now)s WHERE EXISTS (SELECT 1 FROM targets)
+    RETURNING id
+),
+epoch_prices AS (
+    INSERT INTO portfolios_valuedprice (epoch_id, asset_id, price)
+    SELECT e.id, p.asset_id, p.price FROM epoch e CROSS JOIN prices p WHERE p.price IS NOT NULL
+),
+updated AS (
+    UPDATE portfolios_portfolio AS t
+    SET total_value = f.new_value, total_cost = f.new_cost, daily_change = f.new_change,
+        daily_change_percent = f.new_change_percent, total_return = f.new_return,
+        total_return_percent = f.new_return_percent, valued_at = %(now)s,
+        valued_epoch = (SELECT id FROM epoch)
+    FROM targets f
+    WHERE t.id = f.id
+    RETURNING t.id
+),
+marked AS (
+    UPDATE portfolios_position AS pos SET valued = true
+    FROM prices p
+    WHERE NOT pos.valued AND pos.portfolio_id IN (SELECT id FROM updated)
+      AND p.asset_id = pos.asset_id AND p.price IS NOT NULL
+),
+snapshots AS (
+    INSERT INTO portfolios_portfoliosnapshot (portfolio_id, valued_at, total_value, total_cost, daily_change)
+    SELECT id, %(now)s, new_value, new_cost, new_change FROM targets WHERE figures_changed
+),
+garbage AS (
+    -- Epochs no portfolio points at any more (as of this statement's snapshot: the ones this
+    -- pass just replaced go in the next pass). Only a pass that stores something collects.
+    DELETE FROM portfolios_valuationepoch v
+    WHERE EXISTS (SELECT 1 FROM targets)
+      AND v.id NOT IN (SELECT valued_epoch FROM portfolios_portfolio WHERE valued_epoch IS NOT NULL)
+    RETURNING v.id
+),
+garbage_prices AS (
+    DELETE FROM portfolios_valuedprice WHERE epoch_id IN (SELECT id FROM garbage)
+)
+SELECT f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.positions, f.priced,
+       CASE WHEN %(everyone)s OR f.id = ANY(%(listened)s) THEN
+         ARRAY[f.new_value, f.new_cost, f.new_change, f.new_change_percent, f.new_return, f.new_return_percent]
+       END
+FROM targets f
+ORDER BY f.id
+"""
+
+
+@dataclass(frozen=True)
+class StoredRow:
+    """One portfolio the pass stored. `figures` (as stored) only for listened portfolios."""
+
+    portfolio_id: int
+    owner_id: int
+    name: str
+    figures_changed: bool
+    value_changed: bool
+    positions: int
+    priced: int
+    figures: Figures | None
+
+
+def override_asset_prices(overrides: Mapping[str, Decimal] | None) -> tuple[list[int], list[Decimal]]:
+    """A caller's per-symbol prices as (asset ids, prices); unknown symbols are ignored."""
+    if not overrides:
+        return [], []
+    ids = dict(Asset.objects.filter(symbol__in=list(overrides)).values_list("symbol", "pk"))
+    pairs = [(ids[symbol], price) for symbol, price in overrides.items() if symbol in ids]
+    return [a for a, _ in pairs], [p for _, p in pairs]
+
+
+def group_store(
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    price_overrides: Mapping[str, Decimal] | None,
+    listened: Collection[int] | None,
+) -> list[StoredRow]:
+    """Run the pass over these portfolios (inside the caller's transaction); returns the
+    stored ones. `listened`: portfolios whose stored figures to return (None: all)."""
+    override_assets, override_prices = override_asset_prices(price_overrides)
+    params = {
+        "ids": list(ids),
+        "now": now,
+        "places": PLACES,
+        "override_assets": override_assets,
+        "override_prices": override_prices,
+        "everyone": listened is None,
+        "listened": sorted(listened or ()),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_SQL, params)
+        rows = cursor.fetchall()
+    return [
+        StoredRow(
+            portfolio_id=pk,
+            owner_id=owner_id,
+            name=name,
+            figures_changed=figures_changed,
+            value_changed=value_changed,
+            positions=positions,
+            priced=priced,
+            figures=Figures(*stored) if stored is not None else None,
+        )
+        for pk, owner_id, name, figures_changed, value_changed, positions, priced, stored in rows
+    ]
