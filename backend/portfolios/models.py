@@ -57,7 +57,7 @@ class Position(models.Model):
     # Took part, at a price, in a valuation of its portfolio: its previous price is then its
     # asset's price in the portfolio's `valued_epoch`. A new position (even one re-added for a
     # symbol held before) has no previous valuation.
-    valued = models.BooleanField(default=False, editable=False)
+    valued = models.BooleanField(default=False, db_default=False, editable=False)
     # The asset's latest quote joined straight on asset_id (no column: Quote's key is the
     # asset's id), so valuation queries skip the join through market_asset.
     quote = models.ForeignObject(
@@ -111,7 +111,7 @@ class ValuationEpoch(models.Model):
 class ValuedPrice(models.Model):
     pk = models.CompositePrimaryKey("epoch", "asset")
     epoch = models.ForeignKey(ValuationEpoch, on_delete=models.CASCADE, related_name="prices", db_constraint=False)
-    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="+", db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="valued_prices", db_constraint=False)
     price = models.DecimalField(max_digits=20, decimal_places=6)
 
     def __str__(self) -> str:

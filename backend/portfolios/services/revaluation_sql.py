@@ -38,15 +38,21 @@ from .valuation import Figures
 # The model's storage precision (DecimalField decimal_places=10).
 PLACES = 10
 
-_SQL = """
-WITH prices AS MATERIALIZED (
-    -- The price each asset is valued at: its latest quote or the caller's override.
-    SELECT coalesce(q.asset_id, o.asset_id) AS asset_id,
+# The price each asset is valued at, and its previous close (none: no change today).
+_QUOTED = "SELECT asset_id, price, coalesce(previous_close, price) AS previous FROM market_quote"
+# ... or the caller's override (an overridden asset without a quote has no change today).
+_OVERRIDDEN = """SELECT coalesce(q.asset_id, o.asset_id) AS asset_id,
            coalesce(o.price, q.price) AS price,
            coalesce(q.previous_close, o.price, q.price) AS previous
     FROM market_quote q
     FULL JOIN unnest(%(override_assets)s::bigint[], %(override_prices)s::numeric[]) AS o (asset_id, price)
-      ON o.asset_id = q.asset_id
+      ON o.asset_id = q.asset_id"""
+
+# Arrays are cast to bigint[] (the id columns' type): `bigint = ANY(integer[])` is a
+# cross-type comparison PostgreSQL cannot hash, and a 10,000-id filter then costs seconds.
+_SQL = """
+WITH prices AS NOT MATERIALIZED (
+    {prices}
 ),
 heads AS MATERIALIZED (
     -- Locked in id order: two overlapping runs wait for each other instead of the slower one
@@ -54,7 +60,7 @@ heads AS MATERIALIZED (
     SELECT id, owner_id, name, total_value, total_cost, daily_change, daily_change_percent,
            total_return, total_return_percent, valued_epoch
     FROM portfolios_portfolio
-    WHERE id = ANY(%(ids)s)
+    WHERE id = ANY(%(ids)s::bigint[])
     ORDER BY id
     FOR NO KEY UPDATE
 ),
@@ -66,20 +72,25 @@ sums AS (
     FROM portfolios_position pos
     LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
       ON p.asset_id = pos.asset_id
-    WHERE pos.portfolio_id = ANY(%(ids)s)
+    WHERE pos.portfolio_id = ANY(%(ids)s::bigint[])
     GROUP BY pos.portfolio_id
 ),
 split AS (
-    SELECT portfolio_id, positions, priced, packed, round(packed, -64) AS high,
-           round(packed - round(packed, -64), -24) AS middle
+    -- The three exact sums back out of the packed one (16 decimals each: round(.., 16) only
+    -- drops the trailing zeros the 10^-80 scaling added).
+    SELECT portfolio_id, positions, priced,
+           round(round(packed, -64) * 1e-80, 16) AS v,
+           round(round(packed - round(packed, -64), -24) * 1e-40, 16) AS b,
+           packed - round(packed, -64) - round(packed - round(packed, -64), -24) AS k
     FROM sums
 ),
-exact AS (
+exact AS MATERIALIZED (
+    -- Materialized, so the rounding below is applied to plain columns and inlined.
     -- A portfolio without positions (or with nothing priced) is worth 0.
     SELECT h.*, coalesce(s.positions, 0) AS positions, coalesce(s.priced, 0) AS priced,
-           coalesce(s.high * 1e-80, 0) AS v,
-           coalesce(s.high * 1e-80 - s.middle * 1e-40, 0) AS c,
-           coalesce(s.packed - s.high - s.middle, 0) AS k
+           coalesce(s.v, 0) AS v, coalesce(s.v - s.b, 0) AS c, coalesce(s.k, 0) AS k,
+           CASE WHEN coalesce(s.b, 0) = 0 THEN 0 ELSE round((s.v - s.b) * 100, 60) / s.b END AS change_ratio,
+           CASE WHEN coalesce(s.k, 0) = 0 THEN 0 ELSE round((s.v - s.k) * 100, 60) / s.k END AS return_ratio
     FROM heads h
     LEFT JOIN split s ON s.portfolio_id = h.id
 ),
@@ -88,11 +99,9 @@ derived AS (
            tf_round_half_even(v, %(places)s) AS new_value,
            tf_round_half_even(k, %(places)s) AS new_cost,
            tf_round_half_even(c, %(places)s) AS new_change,
-           CASE WHEN v - c = 0 THEN 0
-                ELSE tf_round_half_even(round(c * 100, 60) / (v - c), %(places)s) END AS new_change_percent,
+           tf_round_half_even(change_ratio, %(places)s) AS new_change_percent,
            tf_round_half_even(v - k, %(places)s) AS new_return,
-           CASE WHEN k = 0 THEN 0
-                ELSE tf_round_half_even(round((v - k) * 100, 60) / k, %(places)s) END AS new_return_percent
+           tf_round_half_even(return_ratio, %(places)s) AS new_return_percent
     FROM exact e
 ),
 figures AS MATERIALIZED (
@@ -121,7 +130,7 @@ targets AS MATERIALIZED (
     WHERE f.figures_changed
        OR f.id IN (SELECT pos.portfolio_id FROM portfolios_position pos
                    JOIN prices p ON p.asset_id = pos.asset_id
-                   WHERE NOT pos.valued AND pos.portfolio_id = ANY(%(ids)s) AND p.price IS NOT NULL)
+                   WHERE NOT pos.valued AND pos.portfolio_id = ANY(%(ids)s::bigint[]) AND p.price IS NOT NULL)
        OR (EXISTS (SELECT 1 FROM moved_assets)
            AND EXISTS (SELECT 1 FROM portfolios_position pos
                        JOIN moved_assets m ON m.asset_id = pos.asset_id AND m.epoch = f.valued_epoch
@@ -168,7 +177,7 @@ garbage_prices AS (
     DELETE FROM portfolios_valuedprice WHERE epoch_id IN (SELECT id FROM garbage)
 )
 SELECT f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.positions, f.priced,
-       CASE WHEN %(everyone)s OR f.id = ANY(%(listened)s) THEN
+       CASE WHEN %(everyone)s OR f.id = ANY(%(listened)s::bigint[]) THEN
          ARRAY[f.new_value, f.new_cost, f.new_change, f.new_change_percent, f.new_return, f.new_return_percent]
        END
 FROM targets f
@@ -218,8 +227,9 @@ def group_store(
         "everyone": listened is None,
         "listened": sorted(listened or ()),
     }
+    sql = _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED)
     with connection.cursor() as cursor:
-        cursor.execute(_SQL, params)
+        cursor.execute(sql, params)
         rows = cursor.fetchall()
     return [
         StoredRow(

@@ -26,10 +26,9 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
-    OuterRef,
+    FilteredRelation,
     Q,
     QuerySet,
-    Subquery,
     Sum,
     Value,
     When,
@@ -37,7 +36,7 @@ from django.db.models import (
 from django.db.models.expressions import Combinable
 from django.db.models.functions import Coalesce
 
-from backend.portfolios.models import Portfolio, Position, ValuedPrice
+from backend.portfolios.models import Portfolio, Position
 
 from .sql import AnyOf
 
@@ -113,13 +112,16 @@ def _previous_close_expression(prefix: str, price: Combinable, overrides: Mappin
     return Case(*whens, default=previous, output_field=PRICE)
 
 
-def previous_price_expression() -> Combinable:
-    """A position's price in its portfolio's previous valuation: its asset's price in the
-    portfolio's valuation epoch, if the position took part in it (models.py)."""
-    epoch_price = ValuedPrice.objects.filter(
-        epoch_id=OuterRef("portfolio__valued_epoch"), asset_id=OuterRef("asset_id")
-    ).values("price")
-    return Case(When(valued=True, then=Subquery(epoch_price)), default=None, output_field=PRICE)
+def previous_price_annotations() -> dict[str, Any]:
+    """`v_last`: a position's price in its portfolio's previous valuation, i.e. its asset's
+    price in the portfolio's valuation epoch if the position took part in it (models.py).
+    A join on (asset, epoch), not a subquery per row."""
+    return {
+        "v_epoch": FilteredRelation(
+            "asset__valued_prices", condition=Q(asset__valued_prices__epoch_id=F("portfolio__valued_epoch"))
+        ),
+        "v_last": Case(When(valued=True, then=F("v_epoch__price")), default=None, output_field=PRICE),
+    }
 
 
 def priced_filter(prefix: str, overrides: Mapping[str, Decimal] | None) -> Q:
@@ -275,8 +277,7 @@ def positions_value(
     previous valuation (previous_price_expression)."""
     price = price_expression("", price_overrides)
     previous = _previous_close_expression("", price, price_overrides)
-    queryset = positions.annotate(
-        v_last=previous_price_expression(),
+    queryset = positions.annotate(**previous_price_annotations()).annotate(
         v_price=price,
         v_value=_product(F("quantity"), price),
         v_change=_product(F("quantity"), price - previous),
