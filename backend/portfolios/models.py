@@ -122,8 +122,14 @@ class PortfolioSnapshot(models.Model):
     """A portfolio's valuation at one moment: the points of the value-over-time chart."""
 
     # Indexed by the unique (portfolio, valued_at) constraint, read backwards for "recent":
-    # no index of its own (a full refresh inserts 10,000 snapshots: each index costs).
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="snapshots", db_index=False)
+    # no index of its own, and no database-level key check (a full refresh inserts 10,000
+    # snapshots: each index and each deferred key check at COMMIT costs). Only the
+    # revaluation pass inserts them, from portfolio rows it holds locked; Django's CASCADE
+    # deletes them with the portfolio (services.portfolios.portfolio_delete locks the row
+    # first, so a pass committing meanwhile cannot leave one behind).
+    portfolio = models.ForeignKey(
+        Portfolio, on_delete=models.CASCADE, related_name="snapshots", db_index=False, db_constraint=False
+    )
     valued_at = models.DateTimeField()
     total_value = models.DecimalField(max_digits=30, decimal_places=10)
     total_cost = models.DecimalField(max_digits=30, decimal_places=10)

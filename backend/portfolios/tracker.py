@@ -29,7 +29,12 @@ def _stored_valuation(portfolio: Portfolio) -> PortfolioValuation:
     owner_id, name, *figures = row
     positions = Position.objects.filter(portfolio_id=portfolio.pk).count()
     return PortfolioValuation(
-        portfolio_id=portfolio.pk, owner_id=owner_id, name=name, figures=Figures(*figures), positions=positions, unpriced=0
+        portfolio_id=portfolio.pk,
+        owner_id=owner_id,
+        name=name,
+        figures=Figures(*figures),
+        positions=positions,
+        unpriced=0,
     )
 
 

@@ -139,6 +139,7 @@ class Migration(migrations.Migration):
             model_name="portfoliosnapshot",
             name="portfolio",
             field=models.ForeignKey(
+                db_constraint=False,
                 db_index=False,
                 on_delete=django.db.models.deletion.CASCADE,
                 related_name="snapshots",

@@ -332,7 +332,9 @@ def _events_build(changed: Sequence[_Changed], *, now: datetime, audience: Audie
     for item in changed:
         valuation = item.valuation
         if audience.listens_to(valuation.portfolio_id):
-            payload = portfolio_update_payload(valuation, item.positions, value_changed=item.value_changed, valued_at=now)
+            payload = portfolio_update_payload(
+                valuation, item.positions, value_changed=item.value_changed, valued_at=now
+            )
             events.append(portfolio_event(payload))
         if audience.connected(valuation.owner_id):
             events.extend(

@@ -28,6 +28,7 @@ from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
+from typing import Any
 
 from django.db import connection
 
@@ -64,35 +65,43 @@ heads AS MATERIALIZED (
     ORDER BY id
     FOR NO KEY UPDATE
 ),
-sums AS (
-    SELECT pos.portfolio_id,
-           sum(pos.quantity * (p.packed + pos.average_cost)) AS packed,
-           count(*) AS positions,
-           count(p.packed) AS priced
-    FROM portfolios_position pos
-    LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
-      ON p.asset_id = pos.asset_id
-    WHERE pos.portfolio_id = ANY(%(ids)s::bigint[])
-    GROUP BY pos.portfolio_id
+sums AS MATERIALIZED (
+    -- Materialized CTEs from here on fence each step, so nothing is computed twice and the
+    -- rounding below applies to plain columns (and is inlined).
+    SELECT portfolio_id, positions, priced, packed, round(packed, -64) AS high
+    FROM (
+        SELECT pos.portfolio_id,
+               sum(pos.quantity * (p.packed + pos.average_cost)) AS packed,
+               count(*) AS positions,
+               count(p.packed) AS priced
+        FROM portfolios_position pos
+        LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
+          ON p.asset_id = pos.asset_id
+        WHERE pos.portfolio_id = ANY(%(ids)s::bigint[])
+        GROUP BY pos.portfolio_id
+    ) aggregated
 ),
-split AS (
+split AS MATERIALIZED (
     -- The three exact sums back out of the packed one (16 decimals each: round(.., 16) only
     -- drops the trailing zeros the 10^-80 scaling added).
-    SELECT portfolio_id, positions, priced,
-           round(round(packed, -64) * 1e-80, 16) AS v,
-           round(round(packed - round(packed, -64), -24) * 1e-40, 16) AS b,
-           packed - round(packed, -64) - round(packed - round(packed, -64), -24) AS k
+    SELECT portfolio_id, positions, priced, high, round(packed - high, -24) AS middle, packed - high AS rest
     FROM sums
 ),
-exact AS MATERIALIZED (
-    -- Materialized, so the rounding below is applied to plain columns and inlined.
+sums3 AS MATERIALIZED (
     -- A portfolio without positions (or with nothing priced) is worth 0.
     SELECT h.*, coalesce(s.positions, 0) AS positions, coalesce(s.priced, 0) AS priced,
-           coalesce(s.v, 0) AS v, coalesce(s.v - s.b, 0) AS c, coalesce(s.k, 0) AS k,
-           CASE WHEN coalesce(s.b, 0) = 0 THEN 0 ELSE round((s.v - s.b) * 100, 60) / s.b END AS change_ratio,
-           CASE WHEN coalesce(s.k, 0) = 0 THEN 0 ELSE round((s.v - s.k) * 100, 60) / s.k END AS return_ratio
+           coalesce(round(s.high * 1e-80, 16), 0) AS v,
+           coalesce(round(s.middle * 1e-40, 16), 0) AS b,
+           coalesce(s.rest - s.middle, 0) AS k
     FROM heads h
     LEFT JOIN split s ON s.portfolio_id = h.id
+),
+exact AS MATERIALIZED (
+    -- value, change = value - previous value, cost; ratios divided at 60 places.
+    SELECT t.*, v - b AS c,
+           CASE WHEN b = 0 THEN 0 ELSE round((v - b) * 100, 60) / b END AS change_ratio,
+           CASE WHEN k = 0 THEN 0 ELSE round((v - k) * 100, 60) / k END AS return_ratio
+    FROM sums3 t
 ),
 derived AS (
     SELECT e.*,
@@ -122,15 +131,20 @@ moved_assets AS MATERIALIZED (
     LEFT JOIN portfolios_valuedprice vp ON vp.epoch_id = e.epoch AND vp.asset_id = p.asset_id
     WHERE p.price IS NOT NULL AND vp.price IS DISTINCT FROM p.price
 ),
+fresh AS MATERIALIZED (
+    -- Positions never valued, now priced (found through the partial index).
+    SELECT pos.id, pos.portfolio_id
+    FROM portfolios_position pos
+    JOIN prices p ON p.asset_id = pos.asset_id
+    WHERE NOT pos.valued AND pos.portfolio_id = ANY(%(ids)s::bigint[]) AND p.price IS NOT NULL
+),
 targets AS MATERIALIZED (
     -- Stored: figures changed, or a position is priced for the first time, or a position's
     -- price moved from its previous valuation though the figures (to 10 places) did not.
     SELECT f.*
     FROM figures f
     WHERE f.figures_changed
-       OR f.id IN (SELECT pos.portfolio_id FROM portfolios_position pos
-                   JOIN prices p ON p.asset_id = pos.asset_id
-                   WHERE NOT pos.valued AND pos.portfolio_id = ANY(%(ids)s::bigint[]) AND p.price IS NOT NULL)
+       OR f.id IN (SELECT portfolio_id FROM fresh)
        OR (EXISTS (SELECT 1 FROM moved_assets)
            AND EXISTS (SELECT 1 FROM portfolios_position pos
                        JOIN moved_assets m ON m.asset_id = pos.asset_id AND m.epoch = f.valued_epoch
@@ -156,10 +170,8 @@ updated AS (
     RETURNING t.id
 ),
 marked AS (
-    UPDATE portfolios_position AS pos SET valued = true
-    FROM prices p
-    WHERE NOT pos.valued AND pos.portfolio_id IN (SELECT id FROM updated)
-      AND p.asset_id = pos.asset_id AND p.price IS NOT NULL
+    UPDATE portfolios_position SET valued = true
+    WHERE id IN (SELECT id FROM fresh)  -- every fresh position's portfolio is a target
 ),
 snapshots AS (
     INSERT INTO portfolios_portfoliosnapshot (portfolio_id, valued_at, total_value, total_cost, daily_change)
@@ -208,15 +220,14 @@ def override_asset_prices(overrides: Mapping[str, Decimal] | None) -> tuple[list
     return [a for a, _ in pairs], [p for _, p in pairs]
 
 
-def group_store(
+def group_store_statement(
     ids: Sequence[int],
     *,
     now: datetime,
     price_overrides: Mapping[str, Decimal] | None,
     listened: Collection[int] | None,
-) -> list[StoredRow]:
-    """Run the pass over these portfolios (inside the caller's transaction); returns the
-    stored ones. `listened`: portfolios whose stored figures to return (None: all)."""
+) -> tuple[str, dict[str, Any]]:
+    """The pass's SQL and parameters (the bench EXPLAINs them)."""
     override_assets, override_prices = override_asset_prices(price_overrides)
     params = {
         "ids": list(ids),
@@ -227,7 +238,19 @@ def group_store(
         "everyone": listened is None,
         "listened": sorted(listened or ()),
     }
-    sql = _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED)
+    return _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED), params
+
+
+def group_store(
+    ids: Sequence[int],
+    *,
+    now: datetime,
+    price_overrides: Mapping[str, Decimal] | None,
+    listened: Collection[int] | None,
+) -> list[StoredRow]:
+    """Run the pass over these portfolios (inside the caller's transaction); returns the
+    stored ones. `listened`: portfolios whose stored figures to return (None: all)."""
+    sql, params = group_store_statement(ids, now=now, price_overrides=price_overrides, listened=listened)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         rows = cursor.fetchall()

@@ -284,9 +284,7 @@ def positions_value(
         v_cost=_product(F("quantity"), F("average_cost")),
     )
     if moved_only:
-        queryset = queryset.filter(v_price__isnull=False).filter(
-            Q(v_last__isnull=True) | ~Q(v_last=F("v_price"))
-        )
+        queryset = queryset.filter(v_price__isnull=False).filter(Q(v_last__isnull=True) | ~Q(v_last=F("v_price")))
     rows = queryset.values_list(
         "pk",
         "portfolio_id",
