@@ -131,7 +131,7 @@ class RevalueResult:
     portfolios_valued: int = 0
     portfolios_changed: int = 0
     snapshots_created: int = 0
-    positions_read: int = 0  # moved positions read for the audience
+    positions_read: int = 0  # moved positions of changed portfolios someone hears about
     events: list[Event] = field(default_factory=list)
     published: int = 0
     # The stored valuations of changed portfolios someone listens to (all, for EVERYONE).
@@ -199,6 +199,7 @@ def _collect(
         positions = moved.get(pk, [])
         result.changed.append(_Changed(valuation, positions, value_changed))
         result.moved_positions.extend(positions)
+        result.positions_read += len(positions)
         if audience.listens_to(pk):
             result.valuations.append(valuation)
 
@@ -236,7 +237,6 @@ def _revalue_group_sql(
         result.snapshots_created += row.figures_changed
     result.portfolios_valued += len(ids)
     result.portfolios_changed += len(stored)
-    result.positions_read += sum(len(p) for p in moved.values())
 
 
 def _snapshots_insert(*, portfolio_ids: Sequence[int]) -> int:
@@ -324,7 +324,6 @@ def _revalue_group_orm(
         _epochs_collect()
     result.portfolios_valued += len(heads)
     result.portfolios_changed += len(rows)
-    result.positions_read += sum(len(p) for p in moved.values())
 
 
 def _events_build(changed: Sequence[_Changed], *, now: datetime, audience: Audience) -> list[Event]:

@@ -75,6 +75,8 @@ def test_second_run_on_the_same_prices_stores_and_publishes_nothing(three_portfo
     assert published == []
     assert PortfolioSnapshot.objects.count() == snapshots
     assert list(Portfolio.objects.order_by("pk").values_list("pk", "valued_at", "updated_at")) == before
+    # No write statement; the PostgreSQL pass (one WITH statement) writes no row either
+    # (test_revaluation_pass.test_a_rerun_on_the_same_prices_writes_no_row_and_records_no_epoch).
     writes = [q["sql"] for q in queries.captured_queries if q["sql"].lstrip().upper().startswith(("UPDATE", "INSERT"))]
     assert writes == []
 
