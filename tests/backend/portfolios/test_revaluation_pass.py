@@ -3,8 +3,6 @@ kept in epochs, the in-database derivation equal to the Python one, nothing writ
 
 from __future__ import annotations
 
-import asyncio
-import time
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -17,7 +15,8 @@ from backend.portfolios.services import revaluation
 from backend.portfolios.services.revaluation import Audience
 from backend.portfolios.services.revaluation import audience_live as registry_audience
 from backend.portfolios.services.valuation import portfolios_value
-from consumers.registry import PREFIX, ConnectionInfo, NodeRegistry
+from consumers.registry import PREFIX
+from tests.registry import live_connection
 
 from .conftest import hold, quote_set
 
@@ -57,39 +56,17 @@ def live_registry(monkeypatch):
     client.close()
 
 
-def connect(user_id: int, portfolios: list[int]) -> None:
-    """A live connection on a live Daphne node, as the consumer registers it."""
-
-    async def scenario() -> None:
-        node = NodeRegistry("node-test")
-        info: ConnectionInfo = {
-            "connection_id": f"c{user_id}",
-            "node": "node-test",
-            "user_id": user_id,
-            "username": f"u{user_id}",
-            "auth": "token",
-            "connected_at": time.time(),
-            "assets": [],
-            "portfolios": portfolios,
-        }
-        await node.heartbeat([])
-        assert await node.admit(info, limit=5)
-        await node.close()
-
-    asyncio.run(scenario())
-
-
 def test_only_subscribed_portfolios_get_portfolio_update_and_only_connected_owners_position_update(
     three_portfolios, live_registry, published, django_capture_on_commit_callbacks
 ):
     gains, loss, large = three_portfolios["gains"], three_portfolios["loss"], three_portfolios["large"]
-    connect(loss.owner_id, [loss.pk])  # ann watches Loss (she also owns Gains); bob is offline
-    revalue([gains, loss, large], django_capture_on_commit_callbacks)
-    assert [(e["type"], e["group"]) for e in published] == [("portfolio_update", f"portfolio.{loss.pk}")]
-    published.clear()
-    quote_set("MSFT", "420.25", "415.75")  # Loss: +2.4 %
-    quote_set("BTC-USD", "66000.000000", "63000.000000")  # Gains and Large: +2.7 %
-    result = revalue([gains, loss, large], django_capture_on_commit_callbacks)
+    with live_connection(loss.owner_id, [loss.pk]):  # ann watches Loss (she also owns Gains); bob is offline
+        revalue([gains, loss, large], django_capture_on_commit_callbacks)
+        assert [(e["type"], e["group"]) for e in published] == [("portfolio_update", f"portfolio.{loss.pk}")]
+        published.clear()
+        quote_set("MSFT", "420.25", "415.75")  # Loss: +2.4 %
+        quote_set("BTC-USD", "66000.000000", "63000.000000")  # Gains and Large: +2.7 %
+        result = revalue([gains, loss, large], django_capture_on_commit_callbacks)
     assert result.portfolios_changed == 3  # stored for everyone ...
     assert all(Portfolio.objects.get(pk=p.pk).total_value for p in (gains, loss, large))
     # ... but told only to who listens: Loss's subscriber, and ann (connected) about her
@@ -105,9 +82,8 @@ def test_only_subscribed_portfolios_get_portfolio_update_and_only_connected_owne
 
 
 def test_the_registry_audience_is_the_subscribed_portfolios_and_connected_users(live_registry):
-    connect(7, [70, 71])
-    connect(8, [])
-    audience = revaluation.audience_live()
+    with live_connection(7, [70, 71]), live_connection(8, []):
+        audience = revaluation.audience_live()
     assert audience.portfolio_ids == {70, 71}
     assert audience.owner_ids == {7, 8}
 
