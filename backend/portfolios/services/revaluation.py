@@ -204,15 +204,18 @@ def _collect(
             result.valuations.append(valuation)
 
 
-def _revalue_group_sql(
-    ids: Sequence[int],
-    *,
-    now: datetime,
-    price_overrides: Mapping[str, Decimal] | None,
-    audience: Audience,
-    result: RevalueResult,
-) -> None:
+@dataclass(frozen=True)
+class _Run:
+    """What every group of one run shares."""
+
+    now: datetime
+    price_overrides: Mapping[str, Decimal] | None
+    audience: Audience
+
+
+def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
     """PostgreSQL: the moved positions for the audience, then the one-statement pass."""
+    now, price_overrides, audience = run.now, run.price_overrides, run.audience
     aggregation_memory_raise(group_size=len(ids))
     with connection.cursor() as cursor:
         # Derived data: a crash losing the last pass's commit is redone by the next pass.
@@ -275,15 +278,9 @@ def _epochs_collect() -> None:
     ValuationEpoch.objects.filter(pk__in=garbage).delete()
 
 
-def _revalue_group_orm(
-    ids: Sequence[int],
-    *,
-    now: datetime,
-    price_overrides: Mapping[str, Decimal] | None,
-    audience: Audience,
-    result: RevalueResult,
-) -> None:
+def _revalue_group_orm(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
     """Any database (SQLite): the same pass through the ORM, figures derived in Python."""
+    now, price_overrides, audience = run.now, run.price_overrides, run.audience
     heads = list(
         Portfolio.objects.filter(AnyOf("pk", ids))
         .order_by("pk")
@@ -348,9 +345,7 @@ def _serialization_failure(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
-def _revalue_group_committed(
-    ids: Sequence[int], *, now: datetime, price_overrides: Mapping[str, Decimal] | None, audience: Audience
-) -> RevalueResult:
+def _revalue_group_committed(ids: Sequence[int], run: _Run) -> RevalueResult:
     """One group in its own transaction. On PostgreSQL, when this is the outermost
     transaction, it runs REPEATABLE READ: the moved positions, the aggregation and the prices
     recorded all come from one snapshot of the quotes, even while a fetch batch commits new
@@ -365,7 +360,7 @@ def _revalue_group_committed(
                 if outermost and connection.vendor == "postgresql":
                     with connection.cursor() as cursor:
                         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                revalue(ids, now=now, price_overrides=price_overrides, audience=audience, result=result)
+                revalue(ids, run, result)
         except OperationalError as exc:
             if not (outermost and _serialization_failure(exc)) or attempt == GROUP_ATTEMPTS:
                 raise
@@ -389,8 +384,9 @@ def portfolios_revalue(
     now = now or datetime.now(UTC)
     audience = audience or audience_live()
     result = RevalueResult()
+    run = _Run(now=now, price_overrides=price_overrides, audience=audience)
     for ids in _groups(sorted(set(portfolio_ids)), GROUP_SIZE):
-        result.merge(_revalue_group_committed(ids, now=now, price_overrides=price_overrides, audience=audience))
+        result.merge(_revalue_group_committed(ids, run))
     result.events = _events_build(result.changed, now=now, audience=audience)
     if publish and result.events:
         events = result.events
