@@ -171,16 +171,16 @@ def aggregation_memory_raise(*, group_size: int) -> None:
             cursor.execute(f"SET LOCAL work_mem = '{BIG_GROUP_WORK_MEM}'")
 
 
-def _moved_for_audience(
-    ids: Sequence[int], *, audience: Audience, price_overrides: Mapping[str, Decimal] | None
-) -> list[PositionValuation]:
-    """The positions priced at something other than their previous valuation's price, in
-    the group's portfolios someone can hear about. Read before the pass replaces the epochs."""
-    heard = audience.portfolios_heard(ids)
-    if not heard:
-        return []
-    positions = Position.objects.filter(AnyOf("portfolio_id", heard))
-    return positions_value(positions=positions, price_overrides=price_overrides, moved_only=True)
+def _moved_positions(
+    portfolio_ids: Sequence[int], *, price_overrides: Mapping[str, Decimal] | None
+) -> dict[int, list[PositionValuation]]:
+    """The positions priced at something other than their previous valuation's price, by
+    portfolio. The PostgreSQL pass reads them only for portfolios someone hears about, before
+    the pass replaces their epochs."""
+    if not portfolio_ids:
+        return {}
+    positions = Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
+    return group_by_portfolio(positions_value(positions=positions, price_overrides=price_overrides, moved_only=True))
 
 
 def _collect(
@@ -223,21 +223,26 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
         # The statement's cost estimate is far above jit_above_cost, and compiling its
         # expressions took longer (1.8 s) than running them.
         cursor.execute("SET LOCAL jit = off")
-    moved = group_by_portfolio(_moved_for_audience(ids, audience=audience, price_overrides=price_overrides))
+    heard = set(audience.portfolios_heard(ids))
+    moved = _moved_positions(sorted(heard), price_overrides=price_overrides)
     listened = None if audience.everyone else [pk for pk in ids if audience.listens_to(pk)]
     stored = group_store(ids, now=now, price_overrides=price_overrides, listened=listened)
+    unsent = Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # an owner is told of positions only
     for row in stored:
-        figures = row.figures or Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # not sent: no listener
+        result.snapshots_created += row.figures_changed
+        if row.portfolio_id not in heard:  # stored; nobody to tell
+            if row.value_changed:
+                result.value_changed_ids.add(row.portfolio_id)
+            continue
         valuation = PortfolioValuation(
             portfolio_id=row.portfolio_id,
             owner_id=row.owner_id,
             name=row.name,
-            figures=figures,
+            figures=Figures(*row.figures) if row.figures is not None else unsent,
             positions=row.positions,
             unpriced=row.positions - row.priced,
         )
         _collect(result, valuation=valuation, value_changed=row.value_changed, moved=moved, audience=audience)
-        result.snapshots_created += row.figures_changed
     result.portfolios_valued += len(ids)
     result.portfolios_changed += len(stored)
 
@@ -289,13 +294,7 @@ def _revalue_group_orm(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
     )
     sums = portfolio_sums(portfolio_ids=[head[0] for head in heads], price_overrides=price_overrides)
     # Every moved position: here they also decide which portfolios changed.
-    moved = group_by_portfolio(
-        positions_value(
-            positions=Position.objects.filter(AnyOf("portfolio_id", ids)),
-            price_overrides=price_overrides,
-            moved_only=True,
-        )
-    )
+    moved = _moved_positions(ids, price_overrides=price_overrides)
     rows: list[tuple[int | Decimal | None, ...]] = []
     snapshot_ids: list[int] = []
     for pk, owner_id, name, *old in heads:
