@@ -174,6 +174,9 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     rows.append(("first valuation (stores all)", time.perf_counter() - started, f"{first.portfolios_changed} stored"))
 
     with connection.cursor() as cursor:
+        # The first valuation marked every position valued: the statistics autovacuum would
+        # gather next (the pass finds the never-valued ones through a partial index).
+        cursor.execute("ANALYZE portfolios_position")
         _refresh_all_prices(cursor)
     all_ids = list(Portfolio.objects.values_list("pk", flat=True))
     with transaction.atomic():  # the ORM aggregation reads (API, SQLite pass) use, for reference
@@ -238,7 +241,13 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     with connection.cursor() as cursor:
         _refresh_all_prices(cursor)
     listened = sorted(audience.portfolio_ids or ())
-    sql, params = group_store_statement(all_ids, now=datetime.now(UTC), price_overrides=None, listened=listened)
+    sql, params = group_store_statement(
+        all_ids,
+        now=datetime.now(UTC),
+        price_overrides=None,
+        heard=audience.portfolios_heard(all_ids),
+        listened=listened,
+    )
     with transaction.atomic(), connection.cursor() as cursor:
         revaluation.aggregation_memory_raise(group_size=len(all_ids))
         cursor.execute("SET LOCAL jit = off")

@@ -134,7 +134,8 @@ class RevalueResult:
     positions_read: int = 0  # moved positions of changed portfolios someone hears about
     events: list[Event] = field(default_factory=list)
     published: int = 0
-    # The stored valuations of changed portfolios someone listens to (all, for EVERYONE).
+    # Of the changed portfolios someone hears about (all, for EVERYONE): the stored
+    # valuations of those listened to, the ids of those whose total value changed.
     valuations: list[PortfolioValuation] = field(default_factory=list)
     value_changed_ids: set[int] = field(default_factory=set)
     moved_positions: list[PositionValuation] = field(default_factory=list)
@@ -193,9 +194,9 @@ def _collect(
 ) -> None:
     """Record one stored portfolio and what its audience is told about it."""
     pk = valuation.portfolio_id
-    if value_changed:
-        result.value_changed_ids.add(pk)
     if audience.listens_to(pk) or audience.connected(valuation.owner_id):
+        if value_changed:
+            result.value_changed_ids.add(pk)
         positions = moved.get(pk, [])
         result.changed.append(_Changed(valuation, positions, value_changed))
         result.moved_positions.extend(positions)
@@ -225,15 +226,13 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
         cursor.execute("SET LOCAL jit = off")
     heard = set(audience.portfolios_heard(ids))
     moved = _moved_positions(sorted(heard), price_overrides=price_overrides)
-    listened = None if audience.everyone else [pk for pk in ids if audience.listens_to(pk)]
-    stored = group_store(ids, now=now, price_overrides=price_overrides, listened=listened)
+    everyone = audience.everyone
+    listened = None if everyone else [pk for pk in ids if audience.listens_to(pk)]
+    stored = group_store(
+        ids, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
+    )
     unsent = Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # an owner is told of positions only
-    for row in stored:
-        result.snapshots_created += row.figures_changed
-        if row.portfolio_id not in heard:  # stored; nobody to tell
-            if row.value_changed:
-                result.value_changed_ids.add(row.portfolio_id)
-            continue
+    for row in stored.rows:
         valuation = PortfolioValuation(
             portfolio_id=row.portfolio_id,
             owner_id=row.owner_id,
@@ -244,7 +243,8 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
         )
         _collect(result, valuation=valuation, value_changed=row.value_changed, moved=moved, audience=audience)
     result.portfolios_valued += len(ids)
-    result.portfolios_changed += len(stored)
+    result.portfolios_changed += stored.portfolios
+    result.snapshots_created += stored.snapshots
 
 
 def _snapshots_insert(*, portfolio_ids: Sequence[int]) -> int:

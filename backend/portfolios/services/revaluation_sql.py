@@ -25,6 +25,7 @@ Exactness (DESIGN "Valuation"; the same figures as valuation.figures_derive + th
 from __future__ import annotations
 
 from collections.abc import Collection, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import datetime
 from decimal import Decimal
 from typing import Any, NamedTuple
@@ -185,18 +186,24 @@ garbage AS (
 garbage_prices AS (
     DELETE FROM portfolios_valuedprice WHERE epoch_id IN (SELECT id FROM garbage)
 )
-SELECT f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.positions, f.priced,
+-- The stored rows someone hears about (a full refresh stores 10,000: the others are only
+-- counted), then one summary row: (stored, snapshots) in the positions/priced columns.
+SELECT 'p' AS kind, f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.positions, f.priced,
        CASE WHEN %(everyone)s OR f.id = ANY(%(listened)s::bigint[]) THEN
          ARRAY[f.new_value, f.new_cost, f.new_change, f.new_change_percent, f.new_return, f.new_return_percent]
        END
 FROM targets f
-ORDER BY f.id
+WHERE %(everyone)s OR f.id = ANY(%(heard)s::bigint[])
+UNION ALL
+SELECT 's', NULL, NULL, NULL, NULL, NULL, count(*), count(*) FILTER (WHERE figures_changed), NULL
+FROM targets
+ORDER BY 1, 2
 """
 
 
 class StoredRow(NamedTuple):
-    """One portfolio the pass stored, as the statement returns it (a full refresh returns
-    10,000: a tuple costs nothing to build). `figures`, as stored, only for listened ones."""
+    """One stored portfolio someone hears about, as the statement returns it. `figures`, as
+    stored, only for listened ones."""
 
     portfolio_id: int
     owner_id: int
@@ -206,6 +213,13 @@ class StoredRow(NamedTuple):
     positions: int
     priced: int
     figures: list[Decimal] | None
+
+
+@dataclass
+class Stored:
+    rows: list[StoredRow]  # of the portfolios heard about
+    portfolios: int  # stored, heard about or not
+    snapshots: int
 
 
 def override_asset_prices(overrides: Mapping[str, Decimal] | None) -> tuple[list[int], list[Decimal]]:
@@ -222,9 +236,11 @@ def group_store_statement(
     *,
     now: datetime,
     price_overrides: Mapping[str, Decimal] | None,
+    heard: Collection[int] | None,
     listened: Collection[int] | None,
 ) -> tuple[str, dict[str, Any]]:
-    """The pass's SQL and parameters (the bench EXPLAINs them)."""
+    """The pass's SQL and parameters (the bench EXPLAINs them). `heard`: portfolios whose
+    stored rows to return, `listened` (among them): with their figures; None: all."""
     override_assets, override_prices = override_asset_prices(price_overrides)
     params = {
         "ids": list(ids),
@@ -232,7 +248,8 @@ def group_store_statement(
         "places": PLACES,
         "override_assets": override_assets,
         "override_prices": override_prices,
-        "everyone": listened is None,
+        "everyone": heard is None,
+        "heard": sorted(heard or ()),
         "listened": sorted(listened or ()),
     }
     return _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED), params
@@ -243,12 +260,12 @@ def group_store(
     *,
     now: datetime,
     price_overrides: Mapping[str, Decimal] | None,
+    heard: Collection[int] | None,
     listened: Collection[int] | None,
-) -> list[StoredRow]:
-    """Run the pass over these portfolios (inside the caller's transaction); returns the
-    stored ones. `listened`: portfolios whose stored figures to return (None: all)."""
-    sql, params = group_store_statement(ids, now=now, price_overrides=price_overrides, listened=listened)
+) -> Stored:
+    """Run the pass over these portfolios (inside the caller's transaction)."""
+    sql, params = group_store_statement(ids, now=now, price_overrides=price_overrides, heard=heard, listened=listened)
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        rows = cursor.fetchall()
-    return [StoredRow._make(row) for row in rows]
+        *rows, (_, *_, portfolios, snapshots, _) = cursor.fetchall()
+    return Stored([StoredRow._make(row[1:]) for row in rows], portfolios, snapshots)
