@@ -35,7 +35,7 @@ from consumers.registry import ConnectionManager
 
 from .bulk import rows_update
 from .payloads import portfolio_update_payload, position_update_payload
-from .revaluation_sql import group_store, override_asset_prices
+from .revaluation_sql import group_store, group_store_statement, override_asset_prices
 from .sql import AnyOf, any_of_sql
 from .valuation import (
     NO_POSITIONS,
@@ -229,7 +229,9 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
     everyone = audience.everyone
     listened = None if everyone else [pk for pk in ids if audience.listens_to(pk)]
     stored = group_store(
-        ids, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
+        *group_store_statement(
+            ids, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
+        )
     )
     unsent = Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # an owner is told of positions only
     for row in stored.rows:

@@ -255,16 +255,8 @@ def group_store_statement(
     return _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED), params
 
 
-def group_store(
-    ids: Sequence[int],
-    *,
-    now: datetime,
-    price_overrides: Mapping[str, Decimal] | None,
-    heard: Collection[int] | None,
-    listened: Collection[int] | None,
-) -> Stored:
-    """Run the pass over these portfolios (inside the caller's transaction)."""
-    sql, params = group_store_statement(ids, now=now, price_overrides=price_overrides, heard=heard, listened=listened)
+def group_store(sql: str, params: dict[str, Any]) -> Stored:
+    """Run the pass (group_store_statement) inside the caller's transaction."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         *rows, (_, *_, portfolios, snapshots, _) = cursor.fetchall()
