@@ -202,6 +202,17 @@ class ConnectionManager:
     def subscribed_symbols(self) -> set[str]:
         return {s for c in self.connections() for s in c["assets"]}
 
+    def listeners(self) -> tuple[set[int], set[int]]:
+        """(portfolio ids some live connection subscribes to, ids of users with a live
+        connection), on every Daphne process: who can receive a `portfolio_update` and a
+        `position_update` right now. One pass over the registry."""
+        portfolios: set[int] = set()
+        users: set[int] = set()
+        for connection in self.connections():
+            users.add(int(connection["user_id"]))
+            portfolios.update(int(p) for p in connection["portfolios"])
+        return portfolios, users
+
     def broadcast_to_user(self, user: Any, message: dict[str, Any]) -> int:
         from .groups import user_group
         from .publish import custom_event, publish_batch

@@ -37,12 +37,12 @@ def recalculate_portfolios(symbols: list[str]) -> dict[str, int]:
         return {"portfolios_valued": 0, "portfolios_changed": 0, "snapshots_created": 0, "published": 0, "coalesced": 1}
     logger.info(
         "recalculated %d portfolios for %d symbols (and any pending): "
-        "%d changed, %d snapshots, %d positions moved, %d events",
+        "%d changed, %d snapshots, %d moved positions read for listeners, %d events",
         result.portfolios_valued,
         len(symbols),
         result.portfolios_changed,
         result.snapshots_created,
-        result.positions_moved,
+        result.positions_read,
         result.published,
     )
     return {

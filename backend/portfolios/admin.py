@@ -24,7 +24,7 @@ class PositionInline(admin.TabularInline):
     extra = 1
     autocomplete_fields = ["asset"]
     fields = ["asset", "quantity", "average_cost", "last_valued_price"]
-    readonly_fields = ["last_valued_price"]
+    readonly_fields = ["last_valued_price"]  # Position.last_valued_price: from the valuation epoch
 
 
 @admin.register(Portfolio)

@@ -2,9 +2,19 @@
 
 Cached valuation fields keep full precision (10 places); rounding to cents happens only when
 a figure leaves the server (DESIGN "Valuation").
+
+"The price used in a position's previous valuation" (`significant_change`) is kept off the
+position rows, which a full price refresh would otherwise rewrite by the 100,000: each pass
+that stores anything records the prices it valued at ONCE, as a `ValuationEpoch` with one
+`ValuedPrice` per asset, and every portfolio it stores points at that epoch
+(`Portfolio.valued_epoch`, written in the same UPDATE as its figures). A position's previous
+price is then its asset's price in its portfolio's epoch, if the position took part in that
+valuation (`Position.valued`: set once, when a position is first valued at a price).
 """
 
 from __future__ import annotations
+
+from decimal import Decimal
 
 from django.conf import settings
 from django.db import models
@@ -24,6 +34,10 @@ class Portfolio(models.Model):
     total_return = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     total_return_percent = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
     valued_at = models.DateTimeField(null=True, blank=True)
+    # The prices of this portfolio's previous valuation (see the module docstring). No foreign
+    # key: a full refresh rewrites it on 10,000 rows, and a key check per row would cost more
+    # than the rest of the UPDATE. Unreferenced epochs are deleted by later passes.
+    valued_epoch = models.BigIntegerField(null=True, blank=True, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -40,8 +54,10 @@ class Position(models.Model):
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="positions")
     quantity = models.DecimalField(max_digits=28, decimal_places=10)
     average_cost = models.DecimalField(max_digits=20, decimal_places=6)
-    # The price used by this position's previous valuation: `significant_change` compares to it.
-    last_valued_price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    # Took part, at a price, in a valuation of its portfolio: its previous price is then its
+    # asset's price in the portfolio's `valued_epoch`. A new position (even one re-added for a
+    # symbol held before) has no previous valuation.
+    valued = models.BooleanField(default=False, db_default=False, editable=False)
     # The asset's latest quote joined straight on asset_id (no column: Quote's key is the
     # asset's id), so valuation queries skip the join through market_asset.
     quote = models.ForeignObject(
@@ -64,15 +80,56 @@ class Position(models.Model):
             models.CheckConstraint(condition=Q(quantity__gt=0), name="position_quantity_positive"),
             models.CheckConstraint(condition=Q(average_cost__gte=0), name="position_cost_not_negative"),
         ]
+        # The few positions never valued yet, found without reading the others.
+        indexes = [models.Index(fields=["portfolio"], condition=Q(valued=False), name="position_not_valued")]
 
     def __str__(self) -> str:
         return f"{self.quantity} {self.asset_id}"
+
+    @property
+    def last_valued_price(self) -> Decimal | None:
+        """The price used in this position's previous valuation (None: never valued)."""
+        if not self.valued or self.pk is None:
+            return None
+        epoch = Portfolio.objects.filter(pk=self.portfolio_id).values_list("valued_epoch", flat=True).first()
+        return (
+            ValuedPrice.objects.filter(epoch_id=epoch, asset_id=self.asset_id).values_list("price", flat=True).first()
+        )
+
+
+class ValuationEpoch(models.Model):
+    """The prices one valuation pass used (its `ValuedPrice` rows), shared by every
+    portfolio that pass stored."""
+
+    id = models.BigAutoField(primary_key=True)
+    created_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"epoch {self.pk} @{self.created_at:%Y-%m-%d %H:%M:%S}"
+
+
+class ValuedPrice(models.Model):
+    pk = models.CompositePrimaryKey("epoch", "asset")
+    epoch = models.ForeignKey(ValuationEpoch, on_delete=models.CASCADE, related_name="prices", db_constraint=False)
+    asset = models.ForeignKey(Asset, on_delete=models.CASCADE, related_name="valued_prices", db_constraint=False)
+    price = models.DecimalField(max_digits=20, decimal_places=6)
+
+    def __str__(self) -> str:
+        return f"{self.epoch_id}:{self.asset_id} {self.price}"
 
 
 class PortfolioSnapshot(models.Model):
     """A portfolio's valuation at one moment: the points of the value-over-time chart."""
 
-    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="snapshots")
+    # Indexed by the unique (portfolio, valued_at) constraint, read backwards for "recent":
+    # no index of its own, and no database-level key check (a full refresh inserts 10,000
+    # snapshots: each index and each deferred key check at COMMIT costs). Only the
+    # revaluation pass inserts them, from portfolio rows it holds locked; Django's CASCADE
+    # deletes them with the portfolio (services.portfolios.portfolio_delete locks the row
+    # first, so a pass committing meanwhile cannot leave one behind).
+    portfolio = models.ForeignKey(
+        Portfolio, on_delete=models.CASCADE, related_name="snapshots", db_index=False, db_constraint=False
+    )
     valued_at = models.DateTimeField()
     total_value = models.DecimalField(max_digits=30, decimal_places=10)
     total_cost = models.DecimalField(max_digits=30, decimal_places=10)
@@ -82,7 +139,6 @@ class PortfolioSnapshot(models.Model):
         constraints = [
             models.UniqueConstraint(fields=["portfolio", "valued_at"], name="snapshot_unique_portfolio_time")
         ]
-        indexes = [models.Index(fields=["portfolio", "-valued_at"], name="snapshot_portfolio_recent")]
 
     def __str__(self) -> str:
         return f"{self.portfolio_id}@{self.valued_at:%Y-%m-%d %H:%M:%S} {self.total_value}"

@@ -1,5 +1,7 @@
 """recalculate_portfolios on a REAL Celery worker against the real PostgreSQL/Redis: the
-portfolio_update it publishes reaches a channel subscribed to the portfolio's group."""
+portfolio_update it publishes reaches a channel subscribed to the portfolio's group. The
+owner is connected and subscribed (registered in the connection registry): only events
+someone can receive are built."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from config.celery import app
 from consumers.groups import portfolio_group, user_group
 from tests.layer import LayerInbox
 from tests.live import celery_worker
+from tests.registry import live_connection
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]
 TASK = "tasks.portfolios.recalculate_portfolios"
@@ -100,7 +103,7 @@ def test_recalculate_on_a_real_worker_publishes_portfolio_and_position_updates_o
             await inbox.next(portfolio_group(main.pk), within=1)
         await inbox.close()
 
-    with celery_worker():
+    with celery_worker(), live_connection(ann.pk, [main.pk]):
         asyncio.run(scenario())
     assert PortfolioSnapshot.objects.filter(portfolio=main).count() == 2
     assert Portfolio.objects.get(pk=other.pk).valued_at is None
@@ -138,7 +141,7 @@ def test_a_position_added_through_the_api_is_revalued_by_the_worker_after_commit
         assert message["data"]["positions_updated"][0]["symbol"] == "KO"
         await inbox.close()
 
-    with celery_worker():
+    with celery_worker(), live_connection(bob.pk, [portfolio.pk]):
         asyncio.run(scenario())
     portfolio.refresh_from_db()
     assert portfolio.total_value == Decimal("6000")

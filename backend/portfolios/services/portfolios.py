@@ -46,7 +46,11 @@ def portfolio_rename(*, portfolio: Portfolio, name: str) -> Portfolio:
     return portfolio
 
 
+@transaction.atomic
 def portfolio_delete(*, portfolio: Portfolio) -> None:
+    # Wait for a revaluation holding the row: its snapshots are then visible to the cascade
+    # (snapshots have no database-level key, models.PortfolioSnapshot).
+    Portfolio.objects.select_for_update().filter(pk=portfolio.pk).exists()
     portfolio.delete()
 
 

@@ -1,8 +1,17 @@
 """Revalue portfolios, store what changed, and tell their owners (DESIGN "Data flow").
 
-One pass per group of portfolios, set-based: lock the group's rows, one aggregation query for
-the figures, one query for the positions whose price moved, then one UPDATE for the cached
-figures, one INSERT ... SELECT for the snapshots and one UPDATE for `last_valued_price`.
+One pass per group of portfolios, each its own transaction. On PostgreSQL the pass is ONE
+statement (revaluation_sql.py): lock, aggregate, derive in NUMERIC, store only what changed,
+record the prices used, snapshot, RETURN the stored rows. Elsewhere (SQLite, dev without
+services) the same steps run through the ORM with the figures derived in Python.
+
+"The price of a position's previous valuation" lives in valuation epochs (models.py), not on
+the position rows. Only the events someone can receive are built (`Audience`): a
+`portfolio_update` for portfolios with a live subscriber, a `position_update` for owners with
+a live connection; positions are read (and `positions_updated` filled) only for those.
+Publishing to a group nobody listens to was a no-op anyway, and a client that subscribes
+later gets a snapshot valued at the latest quotes on subscribe.
+
 A portfolio whose figures and prices did not move is neither stored nor published, so a
 second run on the same prices does nothing (idempotent).
 """
@@ -11,20 +20,22 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Collection, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import cast
+from typing import ClassVar, cast
 
 from django.db import OperationalError, connection, transaction
 from django.db.models import Field
 
 from backend.market.models import Quote
-from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position
+from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuationEpoch, ValuedPrice
 from consumers.publish import Event, portfolio_event, position_event, publish_batch
+from consumers.registry import ConnectionManager
 
 from .bulk import rows_update
 from .payloads import portfolio_update_payload, position_update_payload
+from .revaluation_sql import group_store, group_store_statement, override_asset_prices
 from .sql import AnyOf, any_of_sql
 from .valuation import (
     NO_POSITIONS,
@@ -34,6 +45,7 @@ from .valuation import (
     group_by_portfolio,
     portfolio_sums,
     positions_value,
+    priced_filter,
     valuation_from_sums,
 )
 
@@ -59,39 +71,182 @@ FIGURE_FIELDS = (
 )
 
 
+@dataclass(frozen=True)
+class Audience:
+    """Who can receive this run's events. None: anyone (build every event)."""
+
+    portfolio_ids: frozenset[int] | None = None  # with a live subscriber
+    owner_ids: frozenset[int] | None = None  # with a live connection
+
+    EVERYONE: ClassVar[Audience]
+
+    @property
+    def everyone(self) -> bool:
+        return self.portfolio_ids is None
+
+    def listens_to(self, portfolio_id: int) -> bool:
+        return self.portfolio_ids is None or portfolio_id in self.portfolio_ids
+
+    def connected(self, owner_id: int) -> bool:
+        return self.owner_ids is None or owner_id in self.owner_ids
+
+    def portfolios_heard(self, ids: Sequence[int]) -> Sequence[int]:
+        """Those of these portfolios someone can hear about: subscribed, or the owner is
+        connected (one indexed query for the owners' portfolios)."""
+        if self.portfolio_ids is None or self.owner_ids is None:
+            return ids
+        heard = self.portfolio_ids.intersection(ids)
+        if self.owner_ids:
+            owned = Portfolio.objects.filter(AnyOf("owner_id", self.owner_ids)).values_list("pk", flat=True)
+            heard |= set(ids).intersection(owned)
+        return sorted(heard)
+
+
+Audience.EVERYONE = Audience()
+
+
+def audience_live() -> Audience:
+    """Who is connected now, on every Daphne process (the connection registry). If the
+    registry cannot be read, everyone: every event is built, as before."""
+    manager = ConnectionManager()
+    try:
+        portfolios, owners = manager.listeners()
+    except Exception:
+        logger.warning("connection registry unreadable: building every event", exc_info=True)
+        return Audience.EVERYONE
+    finally:
+        manager.redis.close()
+    return Audience(frozenset(portfolios), frozenset(owners))
+
+
+@dataclass
+class _Changed:
+    valuation: PortfolioValuation  # as stored
+    positions: list[PositionValuation]  # moved, read for the audience only
+    value_changed: bool
+
+
 @dataclass
 class RevalueResult:
     portfolios_valued: int = 0
     portfolios_changed: int = 0
     snapshots_created: int = 0
-    positions_moved: int = 0
+    positions_read: int = 0  # moved positions of changed portfolios someone hears about
     events: list[Event] = field(default_factory=list)
     published: int = 0
+    # Of the changed portfolios someone hears about (all, for EVERYONE): the stored
+    # valuations of those listened to, the ids of those whose total value changed.
     valuations: list[PortfolioValuation] = field(default_factory=list)
     value_changed_ids: set[int] = field(default_factory=set)
     moved_positions: list[PositionValuation] = field(default_factory=list)
+    changed: list[_Changed] = field(default_factory=list, repr=False)
 
     def merge(self, other: RevalueResult) -> None:
         self.portfolios_valued += other.portfolios_valued
         self.portfolios_changed += other.portfolios_changed
         self.snapshots_created += other.snapshots_created
-        self.positions_moved += other.positions_moved
+        self.positions_read += other.positions_read
         self.valuations.extend(other.valuations)
         self.value_changed_ids |= other.value_changed_ids
         self.moved_positions.extend(other.moved_positions)
+        self.changed.extend(other.changed)
 
 
 def _stored(value: Decimal) -> Decimal:
     return value.quantize(STORED, rounding=ROUND_HALF_EVEN)
 
 
-def _stored_figures(figures: Figures) -> tuple[Decimal, ...]:
-    return tuple(_stored(getattr(figures, name)) for name in FIGURE_FIELDS)
+def _stored_figures(figures: Figures) -> Figures:
+    return Figures(*(_stored(getattr(figures, name)) for name in FIGURE_FIELDS))
 
 
 def _groups(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(ids), size):
         yield ids[start : start + size]
+
+
+def aggregation_memory_raise(*, group_size: int) -> None:
+    """Give a big group's aggregation room in memory, for the current transaction only."""
+    if connection.vendor == "postgresql" and group_size >= BIG_GROUP:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET LOCAL work_mem = '{BIG_GROUP_WORK_MEM}'")
+
+
+def _moved_positions(
+    portfolio_ids: Sequence[int], *, price_overrides: Mapping[str, Decimal] | None
+) -> dict[int, list[PositionValuation]]:
+    """The positions priced at something other than their previous valuation's price, by
+    portfolio. The PostgreSQL pass reads them only for portfolios someone hears about, before
+    the pass replaces their epochs."""
+    if not portfolio_ids:
+        return {}
+    positions = Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
+    return group_by_portfolio(positions_value(positions=positions, price_overrides=price_overrides, moved_only=True))
+
+
+def _collect(
+    result: RevalueResult,
+    *,
+    valuation: PortfolioValuation,
+    value_changed: bool,
+    moved: Mapping[int, list[PositionValuation]],
+    audience: Audience,
+) -> None:
+    """Record one stored portfolio and what its audience is told about it."""
+    pk = valuation.portfolio_id
+    if audience.listens_to(pk) or audience.connected(valuation.owner_id):
+        if value_changed:
+            result.value_changed_ids.add(pk)
+        positions = moved.get(pk, [])
+        result.changed.append(_Changed(valuation, positions, value_changed))
+        result.moved_positions.extend(positions)
+        result.positions_read += len(positions)
+        if audience.listens_to(pk):
+            result.valuations.append(valuation)
+
+
+@dataclass(frozen=True)
+class _Run:
+    """What every group of one run shares."""
+
+    now: datetime
+    price_overrides: Mapping[str, Decimal] | None
+    audience: Audience
+
+
+def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
+    """PostgreSQL: the moved positions for the audience, then the one-statement pass."""
+    now, price_overrides, audience = run.now, run.price_overrides, run.audience
+    aggregation_memory_raise(group_size=len(ids))
+    with connection.cursor() as cursor:
+        # Derived data: a crash losing the last pass's commit is redone by the next pass.
+        cursor.execute("SET LOCAL synchronous_commit = off")
+        # The statement's cost estimate is far above jit_above_cost, and compiling its
+        # expressions took longer (1.8 s) than running them.
+        cursor.execute("SET LOCAL jit = off")
+    heard = set(audience.portfolios_heard(ids))
+    moved = _moved_positions(sorted(heard), price_overrides=price_overrides)
+    everyone = audience.everyone
+    listened = None if everyone else [pk for pk in ids if audience.listens_to(pk)]
+    stored = group_store(
+        *group_store_statement(
+            ids, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
+        )
+    )
+    unsent = Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # an owner is told of positions only
+    for row in stored.rows:
+        valuation = PortfolioValuation(
+            portfolio_id=row.portfolio_id,
+            owner_id=row.owner_id,
+            name=row.name,
+            figures=Figures(*row.figures) if row.figures is not None else unsent,
+            positions=row.positions,
+            unpriced=row.positions - row.priced,
+        )
+        _collect(result, valuation=valuation, value_changed=row.value_changed, moved=moved, audience=audience)
+    result.portfolios_valued += len(ids)
+    result.portfolios_changed += stored.portfolios
+    result.snapshots_created += stored.snapshots
 
 
 def _snapshots_insert(*, portfolio_ids: Sequence[int]) -> int:
@@ -114,49 +269,25 @@ def _snapshots_insert(*, portfolio_ids: Sequence[int]) -> int:
         return int(cursor.rowcount)
 
 
-@dataclass
-class _Changed:
-    valuation: PortfolioValuation
-    positions: list[PositionValuation]
-    value_changed: bool
+def _epoch_record(*, now: datetime, price_overrides: Mapping[str, Decimal] | None) -> int:
+    """The ORM pass's prices (latest quotes, overridden), recorded once."""
+    prices = dict(Quote.objects.values_list("asset_id", "price"))
+    prices.update(zip(*override_asset_prices(price_overrides), strict=True))
+    epoch = ValuationEpoch.objects.create(created_at=now)
+    ValuedPrice.objects.bulk_create(ValuedPrice(epoch=epoch, asset_id=a, price=p) for a, p in prices.items())
+    return int(epoch.pk)
 
 
-def _last_valued_prices_set(*, portfolio_ids: Sequence[int]) -> int:
-    """`last_valued_price = quote.price` where they differ, joined in the database. The
-    group's transaction reads one snapshot (REPEATABLE READ on PostgreSQL; SQLite's
-    transactions are serializable), so these are the prices the figures and events used."""
-    position = Position._meta
-    quote_table = Quote._meta.db_table
-    q = connection.ops.quote_name
-    where, params = any_of_sql("p.portfolio_id", portfolio_ids, connection.vendor)
-    sql = (
-        f"UPDATE {q(position.db_table)} AS p SET last_valued_price = q.price "  # noqa: S608 (identifiers from model meta)
-        f"FROM {q(quote_table)} AS q WHERE q.asset_id = p.asset_id AND {where} "
-        "AND (p.last_valued_price IS NULL OR p.last_valued_price <> q.price)"
-    )
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        return int(cursor.rowcount)
+def _epochs_collect() -> None:
+    referenced = Portfolio.objects.filter(valued_epoch__isnull=False).values("valued_epoch")
+    garbage = list(ValuationEpoch.objects.exclude(pk__in=referenced).values_list("pk", flat=True))
+    ValuedPrice.objects.filter(epoch_id__in=garbage).delete()
+    ValuationEpoch.objects.filter(pk__in=garbage).delete()
 
 
-def aggregation_memory_raise(*, group_size: int) -> None:
-    """Give a big group's aggregation room in memory, for the current transaction only."""
-    if connection.vendor == "postgresql" and group_size >= BIG_GROUP:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET LOCAL work_mem = '{BIG_GROUP_WORK_MEM}'")
-
-
-def _revalue_group(
-    ids: Sequence[int],
-    *,
-    now: datetime,
-    price_overrides: Mapping[str, Decimal] | None,
-    result: RevalueResult,
-    changed: list[_Changed],
-) -> None:
-    aggregation_memory_raise(group_size=len(ids))
-    # Locked in id order: two overlapping runs (two batches finishing together) wait for
-    # each other instead of the slower one overwriting newer figures with older ones.
+def _revalue_group_orm(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
+    """Any database (SQLite): the same pass through the ORM, figures derived in Python."""
+    now, price_overrides, audience = run.now, run.price_overrides, run.audience
     heads = list(
         Portfolio.objects.filter(AnyOf("pk", ids))
         .order_by("pk")
@@ -164,54 +295,50 @@ def _revalue_group(
         .values_list("pk", "owner_id", "name", *FIGURE_FIELDS)
     )
     sums = portfolio_sums(portfolio_ids=[head[0] for head in heads], price_overrides=price_overrides)
-    moved = positions_value(
-        positions=Position.objects.filter(AnyOf("portfolio_id", [head[0] for head in heads])),
-        price_overrides=price_overrides,
-        moved_only=True,
-    )
-    moved_by_portfolio = group_by_portfolio(moved)
-    portfolio_rows: list[tuple[int | Decimal | None, ...]] = []
+    # Every moved position: here they also decide which portfolios changed.
+    moved = _moved_positions(ids, price_overrides=price_overrides)
+    rows: list[tuple[int | Decimal | None, ...]] = []
     snapshot_ids: list[int] = []
     for pk, owner_id, name, *old in heads:
         valuation = valuation_from_sums(portfolio_id=pk, owner_id=owner_id, name=name, sums=sums.get(pk, NO_POSITIONS))
-        result.valuations.append(valuation)
-        new = _stored_figures(valuation.figures)
-        figures_changed = new != tuple(old)
-        positions = moved_by_portfolio.get(pk, [])
-        if not figures_changed and not positions:
+        valuation = replace(valuation, figures=_stored_figures(valuation.figures))
+        new = tuple(getattr(valuation.figures, name) for name in FIGURE_FIELDS)
+        if new == tuple(old) and pk not in moved:
             continue
-        portfolio_rows.append((pk, *new))
-        if figures_changed:
+        rows.append((pk, *new))
+        if new != tuple(old):
             snapshot_ids.append(pk)
-        changed.append(_Changed(valuation, positions, value_changed=new[0] != old[0]))
-        if new[0] != old[0]:
-            result.value_changed_ids.add(pk)
-    rows_update(model=Portfolio, fields=FIGURE_FIELDS, rows=portfolio_rows, constants={"valued_at": now})
-    result.snapshots_created += _snapshots_insert(portfolio_ids=snapshot_ids)
-    if price_overrides:
+        _collect(result, valuation=valuation, value_changed=new[0] != old[0], moved=moved, audience=audience)
+    if rows:
+        epoch = _epoch_record(now=now, price_overrides=price_overrides)
         rows_update(
-            model=Position, fields=["last_valued_price"], rows=[(p.position_id, p.current_price) for p in moved]
+            model=Portfolio, fields=FIGURE_FIELDS, rows=rows, constants={"valued_at": now, "valued_epoch": epoch}
         )
-    elif moved:
-        _last_valued_prices_set(portfolio_ids=[head[0] for head in heads])
+        result.snapshots_created += _snapshots_insert(portfolio_ids=snapshot_ids)
+        changed_ids = [int(cast(int, row[0])) for row in rows]
+        Position.objects.filter(AnyOf("portfolio_id", changed_ids), valued=False).filter(
+            priced_filter("", price_overrides)
+        ).update(valued=True)
+        _epochs_collect()
     result.portfolios_valued += len(heads)
-    result.portfolios_changed += len(portfolio_rows)
-    result.positions_moved += len(moved)
-    result.moved_positions.extend(moved)
+    result.portfolios_changed += len(rows)
 
 
-def _events_build(changed: Sequence[_Changed], *, now: datetime) -> list[Event]:
+def _events_build(changed: Sequence[_Changed], *, now: datetime, audience: Audience) -> list[Event]:
     events: list[Event] = []
     for item in changed:
-        payload = portfolio_update_payload(
-            item.valuation, item.positions, value_changed=item.value_changed, valued_at=now
-        )
-        events.append(portfolio_event(payload))
-        events.extend(
-            position_event(item.valuation.owner_id, position_update_payload(p))
-            for p in item.positions
-            if p.significant_change
-        )
+        valuation = item.valuation
+        if audience.listens_to(valuation.portfolio_id):
+            payload = portfolio_update_payload(
+                valuation, item.positions, value_changed=item.value_changed, valued_at=now
+            )
+            events.append(portfolio_event(payload))
+        if audience.connected(valuation.owner_id):
+            events.extend(
+                position_event(valuation.owner_id, position_update_payload(p))
+                for p in item.positions
+                if p.significant_change
+            )
     return events
 
 
@@ -219,30 +346,28 @@ def _serialization_failure(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
-def _revalue_group_committed(
-    ids: Sequence[int], *, now: datetime, price_overrides: Mapping[str, Decimal] | None
-) -> tuple[RevalueResult, list[_Changed]]:
+def _revalue_group_committed(ids: Sequence[int], run: _Run) -> RevalueResult:
     """One group in its own transaction. On PostgreSQL, when this is the outermost
-    transaction, it runs REPEATABLE READ: the aggregation, the moved positions and the
-    prices written to `last_valued_price` all come from one snapshot of the quotes, even
-    while a fetch batch commits new ones. A concurrent run that changed the same rows
-    first makes it fail with a serialization error: it then starts again, a few times."""
+    transaction, it runs REPEATABLE READ: the moved positions, the aggregation and the prices
+    recorded all come from one snapshot of the quotes, even while a fetch batch commits new
+    ones. A concurrent run that changed the same rows first makes it fail with a
+    serialization error: it then starts again, a few times."""
+    revalue = _revalue_group_sql if connection.vendor == "postgresql" else _revalue_group_orm
     for attempt in range(1, GROUP_ATTEMPTS + 1):
         result = RevalueResult()
-        changed: list[_Changed] = []
         outermost = not connection.in_atomic_block
         try:
             with transaction.atomic():
                 if outermost and connection.vendor == "postgresql":
                     with connection.cursor() as cursor:
                         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                _revalue_group(ids, now=now, price_overrides=price_overrides, result=result, changed=changed)
+                revalue(ids, run, result)
         except OperationalError as exc:
             if not (outermost and _serialization_failure(exc)) or attempt == GROUP_ATTEMPTS:
                 raise
             logger.info("revaluation of %d portfolios met a concurrent one; attempt %d", len(ids), attempt + 1)
             continue
-        return result, changed
+        return result
     raise AssertionError("unreachable")
 
 
@@ -252,17 +377,18 @@ def portfolios_revalue(
     price_overrides: Mapping[str, Decimal] | None = None,
     publish: bool = True,
     now: datetime | None = None,
+    audience: Audience | None = None,
 ) -> RevalueResult:
-    """Revalue these portfolios; store and publish only what changed. Publishing waits for
+    """Revalue these portfolios; store only what changed; build (and publish) the events
+    their audience can receive (default: whoever is connected now). Publishing waits for
     the commit of an enclosing transaction and happens once, for the whole run."""
     now = now or datetime.now(UTC)
+    audience = audience or audience_live()
     result = RevalueResult()
-    changed: list[_Changed] = []
+    run = _Run(now=now, price_overrides=price_overrides, audience=audience)
     for ids in _groups(sorted(set(portfolio_ids)), GROUP_SIZE):
-        group_result, group_changed = _revalue_group_committed(ids, now=now, price_overrides=price_overrides)
-        result.merge(group_result)
-        changed.extend(group_changed)
-    result.events = _events_build(changed, now=now)
+        result.merge(_revalue_group_committed(ids, run))
+    result.events = _events_build(result.changed, now=now, audience=audience)
     if publish and result.events:
         events = result.events
 
@@ -287,9 +413,11 @@ def portfolios_holding(*, symbols: Collection[str]) -> list[int]:
     )
 
 
-def portfolios_revalue_for_symbols(*, symbols: Collection[str], publish: bool = True) -> RevalueResult:
+def portfolios_revalue_for_symbols(
+    *, symbols: Collection[str], publish: bool = True, audience: Audience | None = None
+) -> RevalueResult:
     """Revalue exactly the portfolios that hold any of these symbols (the ones a fetch batch
     changed)."""
     if not symbols:
         return RevalueResult()
-    return portfolios_revalue(portfolio_ids=portfolios_holding(symbols=symbols), publish=publish)
+    return portfolios_revalue(portfolio_ids=portfolios_holding(symbols=symbols), publish=publish, audience=audience)

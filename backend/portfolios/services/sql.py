@@ -13,6 +13,8 @@ from django.db.models.sql.compiler import SQLCompiler
 class AnyOf(Func):
     """`column = ANY(%s)` with the ids as ONE array parameter on PostgreSQL: a 10,000-id
     `__in` costs Django a prep call per id and the server a parse per placeholder.
+    Cast to bigint[] (the id columns' type): `bigint = ANY(integer[])` is a cross-type
+    comparison PostgreSQL cannot hash, so a big filter would search the array per row.
     Elsewhere a plain IN list."""
 
     output_field = BooleanField()
@@ -29,7 +31,7 @@ class AnyOf(Func):
         if not self.values:
             return "1 = 0", []
         if connection.vendor == "postgresql":
-            return f"{lhs} = ANY(%s)", [*params, self.values]
+            return f"{lhs} = ANY(%s::bigint[])", [*params, self.values]
         return f"{lhs} IN ({', '.join(['%s'] * len(self.values))})", [*params, *self.values]
 
 
@@ -37,5 +39,5 @@ def any_of_sql(column_sql: str, values: Collection[int], vendor: str) -> tuple[s
     """The same for raw SQL."""
     ids = [int(v) for v in values]
     if vendor == "postgresql":
-        return f"{column_sql} = ANY(%s)", [ids]
+        return f"{column_sql} = ANY(%s::bigint[])", [ids]
     return f"{column_sql} IN ({', '.join(['%s'] * len(ids))})", ids

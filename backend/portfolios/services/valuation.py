@@ -26,6 +26,7 @@ from django.db.models import (
     DecimalField,
     ExpressionWrapper,
     F,
+    FilteredRelation,
     Q,
     QuerySet,
     Sum,
@@ -111,7 +112,20 @@ def _previous_close_expression(prefix: str, price: Combinable, overrides: Mappin
     return Case(*whens, default=previous, output_field=PRICE)
 
 
-def _priced(prefix: str, overrides: Mapping[str, Decimal] | None) -> Q:
+def previous_price_annotations() -> dict[str, Any]:
+    """`v_last`: a position's price in its portfolio's previous valuation, i.e. its asset's
+    price in the portfolio's valuation epoch if the position took part in it (models.py).
+    A join on (asset, epoch), not a subquery per row."""
+    return {
+        "v_epoch": FilteredRelation(
+            "asset__valued_prices", condition=Q(asset__valued_prices__epoch_id=F("portfolio__valued_epoch"))
+        ),
+        "v_last": Case(When(valued=True, then=F("v_epoch__price")), default=None, output_field=PRICE),
+    }
+
+
+def priced_filter(prefix: str, overrides: Mapping[str, Decimal] | None) -> Q:
+    """Positions that have a price: a quote, or a caller's override."""
     priced = Q(**{f"{prefix}quote__price__isnull": False})
     if overrides:
         priced |= Q(**{f"{prefix}asset__symbol__in": list(overrides)})
@@ -153,7 +167,7 @@ def portfolio_sums(
     price = price_expression("", price_overrides)
     previous = _previous_close_expression("", price, price_overrides)
     quantity = F("quantity")
-    priced = _priced("", price_overrides)
+    priced = priced_filter("", price_overrides)
     rows = (
         Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
         .order_by()
@@ -259,26 +273,25 @@ def positions_value(
     moved_only: bool = False,
 ) -> list[PositionValuation]:
     """Each position's figures, computed in SQL (one query); the rows are only packed here.
-    `moved_only`: just the positions priced at something other than `last_valued_price`."""
+    `moved_only`: just the positions priced at something other than the price of their
+    previous valuation (previous_price_expression)."""
     price = price_expression("", price_overrides)
     previous = _previous_close_expression("", price, price_overrides)
-    queryset = positions.annotate(
+    queryset = positions.annotate(**previous_price_annotations()).annotate(
         v_price=price,
         v_value=_product(F("quantity"), price),
         v_change=_product(F("quantity"), price - previous),
         v_cost=_product(F("quantity"), F("average_cost")),
     )
     if moved_only:
-        queryset = queryset.filter(v_price__isnull=False).filter(
-            Q(last_valued_price__isnull=True) | ~Q(last_valued_price=F("v_price"))
-        )
+        queryset = queryset.filter(v_price__isnull=False).filter(Q(v_last__isnull=True) | ~Q(v_last=F("v_price")))
     rows = queryset.values_list(
         "pk",
         "portfolio_id",
         "asset__symbol",
         "quantity",
         "average_cost",
-        "last_valued_price",
+        "v_last",
         "v_price",
         "v_value",
         "v_change",

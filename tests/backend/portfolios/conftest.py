@@ -7,7 +7,7 @@ import pytest
 from django.contrib.auth.models import User
 
 from backend.market.models import Asset, Quote
-from backend.portfolios.models import Portfolio, Position
+from backend.portfolios.models import Portfolio, Position, ValuationEpoch, ValuedPrice
 
 QUOTED_AT = datetime(2026, 11, 20, 21, 0, tzinfo=UTC)
 
@@ -32,6 +32,15 @@ def hold(portfolio: Portfolio, symbol: str, quantity: str, average_cost: str) ->
     return Position.objects.create(
         portfolio=portfolio, asset=asset, quantity=Decimal(quantity), average_cost=Decimal(average_cost)
     )
+
+
+def previously_valued_at(portfolio: Portfolio, prices: dict[str, str]) -> None:
+    """As if the portfolio's previous valuation priced these symbols' positions at `prices`."""
+    epoch = ValuationEpoch.objects.create(created_at=QUOTED_AT)
+    for symbol, price in prices.items():
+        ValuedPrice.objects.create(epoch=epoch, asset=Asset.objects.get(symbol=symbol), price=Decimal(price))
+    Portfolio.objects.filter(pk=portfolio.pk).update(valued_epoch=epoch.pk)
+    Position.objects.filter(portfolio=portfolio, asset__symbol__in=list(prices)).update(valued=True)
 
 
 @pytest.fixture
@@ -70,3 +79,12 @@ def three_portfolios(market: None, ann: User, bob: User) -> dict[str, Portfolio]
     hold(large, "BRK-A", "1500", "400000.00")
     hold(large, "BTC-USD", "12.34567891", "25000.50")
     return {"gains": gains, "loss": loss, "large": large}
+
+
+@pytest.fixture(autouse=True)
+def everyone_listens(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Unless a test says otherwise, every portfolio has a live subscriber and every owner a
+    live connection, so every event is built (the audience tests use the real registry)."""
+    from backend.portfolios.services import revaluation
+
+    monkeypatch.setattr(revaluation, "audience_live", lambda: revaluation.Audience.EVERYONE)

@@ -10,7 +10,7 @@ from django.db import connection
 from backend.portfolios.models import Portfolio, Position
 from backend.portfolios.services.valuation import figures_derive, portfolio_sums, portfolios_value, positions_value
 
-from .conftest import hold
+from .conftest import hold, previously_valued_at
 
 pytestmark = pytest.mark.django_db
 
@@ -116,7 +116,7 @@ def test_daily_change_percent_is_zero_when_the_whole_value_is_todays_change():
 
 
 def test_position_figures_and_moved_flag(three_portfolios):
-    Position.objects.filter(asset__symbol="BTC-USD").update(last_valued_price=Decimal("64250.123456"))
+    previously_valued_at(three_portfolios["gains"], {"BTC-USD": "64250.123456"})
     rows = positions_value(positions=Position.objects.filter(portfolio=three_portfolios["gains"]))
     by_symbol = {p.symbol: p for p in rows}
     btc = by_symbol["BTC-USD"]
