@@ -36,4 +36,8 @@ class LayerInbox:
 
     async def close(self) -> None:
         await self.layer.group_discard(BROADCAST_GROUP, self.channel)
-        await self.layer.close_pools()
+        # Only this loop's connections: `close_pools()` closes every loop's, the test
+        # process's publishing loop (consumers/publish.py) included, from the wrong loop.
+        loop_layer = getattr(self.layer, "_layers", {}).pop(asyncio.get_running_loop(), None)
+        if loop_layer is not None:
+            await loop_layer.flush()
