@@ -6,6 +6,7 @@ same rows, because the latest quote is an upsert and history is unique on (asset
 
 from __future__ import annotations
 
+import json
 import logging
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -210,10 +211,18 @@ def refresh_run_record(
     source_counts: Mapping[str, int],
     batch_done: bool,
 ) -> bool:
-    """Add one batch attempt's figures to its run. Counters move with F() increments so
-    concurrent batches never lose an update; the row lock also serialises the JSON merges and
-    the applied-attempt check that keeps a redelivered attempt from counting twice. Returns
-    True when this attempt finished the run."""
+    """Add one batch attempt's figures to its run. Counters and JSON merges happen under the
+    row's lock, so concurrent batches never lose an update, and an attempt already applied
+    (a redelivered batch) is not counted twice. Returns True when this attempt finished the run."""
+    if connection.vendor == "postgresql":
+        return _refresh_run_record_sql(
+            run_id=run_id,
+            attempt_key=attempt_key,
+            succeeded=succeeded,
+            failed=failed,
+            source_counts=source_counts,
+            batch_done=batch_done,
+        )
     with transaction.atomic():
         run = RefreshRun.objects.select_for_update().filter(pk=run_id).first()
         if run is None or attempt_key in run.applied_attempts:
@@ -233,3 +242,62 @@ def refresh_run_record(
             **({"finished_at": timezone.now()} if finishes else {}),
         )
         return finishes
+
+
+# The same in one statement: every batch of a cycle updates this one row, and a lock held
+# across a SELECT, Python and an UPDATE made the workers queue for it.
+_RUN_RECORD_SQL = """
+WITH old AS (
+    SELECT id, finished_at FROM market_refreshrun
+    WHERE id = %(run_id)s AND NOT (applied_attempts ? %(key)s)
+    FOR UPDATE
+)
+UPDATE market_refreshrun AS r SET
+    symbols_succeeded = r.symbols_succeeded + %(succeeded)s,
+    symbols_failed = r.symbols_failed + %(failed)s,
+    batches_finished = r.batches_finished + %(done)s,
+    source_counts = (
+        SELECT coalesce(jsonb_object_agg(key, total), '{}'::jsonb)
+        FROM (
+            SELECT key, sum(value::bigint) AS total
+            FROM (
+                SELECT key, value FROM jsonb_each_text(r.source_counts)
+                UNION ALL SELECT key, value FROM jsonb_each_text(%(counts)s::jsonb)
+            ) AS both_counts
+            GROUP BY key
+        ) AS summed
+    ),
+    errors = r.errors || %(errors)s::jsonb,
+    applied_attempts = r.applied_attempts || jsonb_build_array(%(key)s::text),
+    finished_at = CASE
+        WHEN %(done)s = 1 AND r.finished_at IS NULL AND r.batches_finished + 1 >= r.batches_total THEN now()
+        ELSE r.finished_at
+    END
+FROM old
+WHERE r.id = old.id
+RETURNING old.finished_at IS NULL AND r.finished_at IS NOT NULL
+"""
+
+
+def _refresh_run_record_sql(
+    *,
+    run_id: int,
+    attempt_key: str,
+    succeeded: int,
+    failed: Mapping[str, str],
+    source_counts: Mapping[str, int],
+    batch_done: bool,
+) -> bool:
+    params: dict[str, int | str] = {
+        "run_id": run_id,
+        "key": attempt_key,
+        "succeeded": succeeded,
+        "failed": len(failed),
+        "done": 1 if batch_done else 0,
+        "counts": json.dumps(dict(source_counts)),
+        "errors": json.dumps(dict(failed)),
+    }
+    with connection.cursor() as cursor:
+        cursor.execute(_RUN_RECORD_SQL, params)
+        row = cursor.fetchone()
+    return bool(row and row[0])

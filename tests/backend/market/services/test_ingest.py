@@ -9,9 +9,9 @@ import pytest
 from django.core.cache import cache
 from django.db import connection, transaction
 
-from backend.market.models import Asset, PriceHistory, Quote
+from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.selectors import quote_cache_key
-from backend.market.services.ingest import QuoteRow, _quotes_write, quotes_store
+from backend.market.services.ingest import QuoteRow, _quotes_write, quotes_store, refresh_run_record
 from backend.market.services.sources.base import QuoteData
 
 pytestmark = pytest.mark.django_db
@@ -68,3 +68,28 @@ def test_the_database_keeps_the_newer_quote_when_an_older_write_races_past_the_c
         _quotes_write([older])
     assert Quote.objects.get(asset__symbol="AAA").price == Decimal("11")
     assert PriceHistory.objects.filter(asset__symbol="AAA").count() == 2  # history keeps both market times
+
+
+def test_a_run_record_adds_each_attempt_once_and_says_which_attempt_finished_the_run():
+    run = RefreshRun.objects.create(batches_total=2)
+    assert not refresh_run_record(
+        run_id=run.pk, attempt_key="t1:0", succeeded=48, failed={"BAD": "unknown"},
+        source_counts={"yahoo": 40, "finnhub": 8}, batch_done=True,
+    )  # fmt: skip
+    # A redelivered attempt is not counted again.
+    assert not refresh_run_record(
+        run_id=run.pk, attempt_key="t1:0", succeeded=48, failed={"BAD": "unknown"},
+        source_counts={"yahoo": 40}, batch_done=True,
+    )  # fmt: skip
+    assert refresh_run_record(
+        run_id=run.pk, attempt_key="t2:0", succeeded=50, failed={}, source_counts={"yahoo": 50}, batch_done=True
+    )
+    assert not refresh_run_record(
+        run_id=run.pk, attempt_key="t2:1", succeeded=0, failed={"X": "late"}, source_counts={}, batch_done=True
+    )  # the run had already finished
+    run.refresh_from_db()
+    assert (run.symbols_succeeded, run.symbols_failed, run.batches_finished) == (98, 2, 3)
+    assert run.source_counts == {"yahoo": 90, "finnhub": 8}
+    assert run.errors == {"BAD": "unknown", "X": "late"}
+    assert run.applied_attempts == ["t1:0", "t2:0", "t2:1"]
+    assert run.finished_at is not None
