@@ -73,6 +73,20 @@ def workers_cpu_seconds(workers: list[Any]) -> float:
     return total
 
 
+def servers_cpu_seconds() -> dict[str, float]:
+    """CPU so far of the PostgreSQL and Redis server processes on this machine (the workers'
+    database connections persist, so their backends' time is counted)."""
+    import psutil
+
+    totals = {"postgres": 0.0, "redis-server": 0.0}
+    for proc in psutil.process_iter(["name", "cpu_times"]):
+        name = proc.info["name"] or ""
+        for server in totals:
+            if name.startswith(server) and proc.info["cpu_times"] is not None:
+                totals[server] += proc.info["cpu_times"].user + proc.info["cpu_times"].system
+    return totals
+
+
 def _one_cycle(fake: Any, symbols: list[str], round_no: int, workers: list[Any]) -> dict[str, float]:
     from django.db.models import Max
 
@@ -86,6 +100,7 @@ def _one_cycle(fake: Any, symbols: list[str], round_no: int, workers: list[Any])
     history_before = PriceHistory.objects.count()
     cpu_before = workers_cpu_seconds(workers)
     own_before = time.process_time()
+    servers_before = servers_cpu_seconds()
     deadline = time.monotonic() + 30
     while True:
         start, start_wall = time.perf_counter(), time.time()
@@ -115,6 +130,7 @@ def _one_cycle(fake: Any, symbols: list[str], round_no: int, workers: list[Any])
     finished = finished_at.timestamp() - start_wall
     cpu = workers_cpu_seconds(workers) - cpu_before
     own = time.process_time() - own_before
+    servers = {k: v - servers_before[k] for k, v in servers_cpu_seconds().items()}
     run = RefreshRun.objects.get(pk=dispatch.run_id)
     stored = Quote.objects.filter(quoted_at__gte=since).count()
     sizes = [len(r.symbols) for r in fake.requests["yahoo"]]
@@ -130,6 +146,8 @@ def _one_cycle(fake: Any, symbols: list[str], round_no: int, workers: list[Any])
         "failed": run.symbols_failed,
         "worker_cpu": cpu,
         "bench_cpu": own,
+        "postgres_cpu": servers["postgres"],
+        "redis_cpu": servers["redis-server"],
     }
 
 
@@ -187,6 +205,8 @@ def main() -> None:
                         int(best["failed"]),
                         statistics.median(r["worker_cpu"] for r in results),
                         statistics.median(r["bench_cpu"] for r in results),
+                        statistics.median(r["postgres_cpu"] for r in results),
+                        statistics.median(r["redis_cpu"] for r in results),
                     )
                 )
     finally:
@@ -199,7 +219,7 @@ def main() -> None:
     )
     header = (
         "batch", "threads", "median s", "best s", "run done s", "dispatch s", "batches", "yahoo reqs", "max/req", "stored",
-        "history", "failed", "worker cpu s", "bench cpu s",
+        "history", "failed", "worker cpu s", "bench cpu s", "pg cpu s", "redis cpu s",
     )  # fmt: skip
     print(" | ".join(f"{h:>10}" for h in header))
     for row in rows:
