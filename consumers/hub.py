@@ -26,6 +26,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from .auth import credentials_check_many
+from .gc_policy import gc_collect_if_quiet, gc_tune_process
 from .groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP
 from .outbox import COALESCED_TYPES, encode_data, envelope_prefix
 from .registry import NodeRegistry, new_node_id
@@ -71,6 +72,8 @@ class Hub:
         self._started = False
         self._start_lock = asyncio.Lock()
         self.batches_received = 0
+        self.last_batch_at = time.monotonic()
+        self.last_collect_at = time.monotonic()
 
     @classmethod
     def current(cls) -> Hub:
@@ -153,6 +156,7 @@ class Hub:
             self.channel = await self.layer.new_channel("push-hub.")
             await self.layer.group_add(BROADCAST_GROUP, self.channel)
             await self.registry.heartbeat([])
+            gc_tune_process()
             loop = asyncio.get_running_loop()
             self._tasks = [
                 loop.create_task(self._listen(), name="push-hub-listen"),
@@ -201,6 +205,7 @@ class Hub:
                 continue
             if message.get("type") == BATCH_MESSAGE_TYPE:
                 self.batches_received += 1
+                self.last_batch_at = time.monotonic()
                 try:
                     self.dispatch(message["events"])
                 except Exception:
@@ -240,7 +245,10 @@ class Hub:
         while True:
             await asyncio.sleep(tick)
             try:
-                await self._sweep_once(time.monotonic(), timeout, recheck)
+                now = time.monotonic()
+                await self._sweep_once(now, timeout, recheck)
+                if gc_collect_if_quiet(now=now, last_batch_at=self.last_batch_at, last_collect_at=self.last_collect_at):
+                    self.last_collect_at = time.monotonic()
             except asyncio.CancelledError:
                 raise
             except Exception:

@@ -219,6 +219,13 @@ WEBSOCKET_RATE_LIMIT_MESSAGES_PER_MINUTE: int = env.int("WEBSOCKET_RATE_LIMIT_ME
 WEBSOCKET_AUTH_RECHECK_SECONDS: int = env.int("WEBSOCKET_AUTH_RECHECK_SECONDS", default=60)
 WEBSOCKET_REQUIRED_PERMISSION: str = env("WEBSOCKET_REQUIRED_PERMISSION", default="")
 WEBSOCKET_NODE_TTL: int = env.int("WEBSOCKET_NODE_TTL", default=30)
+# Garbage collection in a process serving WebSockets (consumers/gc_policy.py): CPython's
+# thresholds once the hub starts (empty: leave CPython's), and the least seconds between two
+# full collections the hub runs while no batch is flowing.
+WEBSOCKET_GC_THRESHOLDS: tuple[int, ...] = tuple(
+    env.list("WEBSOCKET_GC_THRESHOLDS", cast=int, default=[50_000, 20, 100])
+)
+WEBSOCKET_GC_COLLECT_INTERVAL: float = env.float("WEBSOCKET_GC_COLLECT_INTERVAL", default=60.0)
 WEBSOCKET_SLOW_CLIENT_BUFFER_BYTES: int = env.int("WEBSOCKET_SLOW_CLIENT_BUFFER_BYTES", default=256 * 1024)
 PREDICTION_HORIZON_MINUTES: int = env.int("PREDICTION_HORIZON_MINUTES", default=60)
 PREDICTION_HISTORY_POINTS: int = env.int("PREDICTION_HISTORY_POINTS", default=500)
