@@ -60,8 +60,12 @@ class StoreResult:
 SIX_PLACES = Decimal("1e-6")
 
 
-def _six(value: Decimal | None) -> Decimal | None:
-    return None if value is None else value.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
+def _six(value: Decimal) -> Decimal:
+    return value.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN)
+
+
+def _six_or_none(value: Decimal | None) -> Decimal | None:
+    return None if value is None else _six(value)
 
 
 def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = None) -> StoreResult:
@@ -95,13 +99,13 @@ def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = N
             continue
         row = QuoteRow(
             asset_id,
-            data.price.quantize(SIX_PLACES, rounding=ROUND_HALF_EVEN),
-            _six(data.previous_close),
-            _six(data.change),
-            _six(data.change_percent),
+            _six(data.price),
+            _six_or_none(data.previous_close),
+            _six_or_none(data.change),
+            _six_or_none(data.change_percent),
             data.volume,
-            _six(data.high),
-            _six(data.low),
+            _six_or_none(data.high),
+            _six_or_none(data.low),
             data.market_cap,
             data.source,
             data.quoted_at,
@@ -202,50 +206,8 @@ def assets_mark_failing(*, errors: Mapping[str, str]) -> None:
         )
 
 
-def refresh_run_record(
-    *,
-    run_id: int,
-    attempt_key: str,
-    succeeded: int,
-    failed: Mapping[str, str],
-    source_counts: Mapping[str, int],
-    batch_done: bool,
-) -> bool:
-    """Add one batch attempt's figures to its run. Counters and JSON merges happen under the
-    row's lock, so concurrent batches never lose an update, and an attempt already applied
-    (a redelivered batch) is not counted twice. Returns True when this attempt finished the run."""
-    if connection.vendor == "postgresql":
-        return _refresh_run_record_sql(
-            run_id=run_id,
-            attempt_key=attempt_key,
-            succeeded=succeeded,
-            failed=failed,
-            source_counts=source_counts,
-            batch_done=batch_done,
-        )
-    with transaction.atomic():
-        run = RefreshRun.objects.select_for_update().filter(pk=run_id).first()
-        if run is None or attempt_key in run.applied_attempts:
-            return False
-        counts = dict(run.source_counts)
-        for source, n in source_counts.items():
-            counts[source] = counts.get(source, 0) + n
-        errors = {**run.errors, **failed}
-        finishes = batch_done and run.finished_at is None and run.batches_finished + 1 >= run.batches_total
-        RefreshRun.objects.filter(pk=run_id).update(
-            symbols_succeeded=F("symbols_succeeded") + succeeded,
-            symbols_failed=F("symbols_failed") + len(failed),
-            batches_finished=F("batches_finished") + (1 if batch_done else 0),
-            source_counts=counts,
-            errors=errors,
-            applied_attempts=[*run.applied_attempts, attempt_key],
-            **({"finished_at": timezone.now()} if finishes else {}),
-        )
-        return finishes
-
-
-# The same in one statement: every batch of a cycle updates this one row, and a lock held
-# across a SELECT, Python and an UPDATE made the workers queue for it.
+# A batch's run record in one statement on PostgreSQL: every batch of a cycle updates this
+# one row, and a lock held across a SELECT, Python and an UPDATE made the workers queue for it.
 _RUN_RECORD_SQL = """
 WITH old AS (
     SELECT id, finished_at FROM market_refreshrun
@@ -279,7 +241,7 @@ RETURNING old.finished_at IS NULL AND r.finished_at IS NOT NULL
 """
 
 
-def _refresh_run_record_sql(
+def refresh_run_record(
     *,
     run_id: int,
     attempt_key: str,
@@ -288,16 +250,39 @@ def _refresh_run_record_sql(
     source_counts: Mapping[str, int],
     batch_done: bool,
 ) -> bool:
-    params: dict[str, int | str] = {
-        "run_id": run_id,
-        "key": attempt_key,
-        "succeeded": succeeded,
-        "failed": len(failed),
-        "done": 1 if batch_done else 0,
-        "counts": json.dumps(dict(source_counts)),
-        "errors": json.dumps(dict(failed)),
-    }
-    with connection.cursor() as cursor:
-        cursor.execute(_RUN_RECORD_SQL, params)
-        row = cursor.fetchone()
-    return bool(row and row[0])
+    """Add one batch attempt's figures to its run. Counters and JSON merges happen under the
+    row's lock, so concurrent batches never lose an update, and an attempt already applied
+    (a redelivered batch) is not counted twice. Returns True when this attempt finished the run."""
+    if connection.vendor == "postgresql":
+        params: dict[str, int | str] = {
+            "run_id": run_id,
+            "key": attempt_key,
+            "succeeded": succeeded,
+            "failed": len(failed),
+            "done": 1 if batch_done else 0,
+            "counts": json.dumps(dict(source_counts)),
+            "errors": json.dumps(dict(failed)),
+        }
+        with connection.cursor() as cursor:
+            cursor.execute(_RUN_RECORD_SQL, params)
+            row = cursor.fetchone()
+        return bool(row and row[0])
+    with transaction.atomic():
+        run = RefreshRun.objects.select_for_update().filter(pk=run_id).first()
+        if run is None or attempt_key in run.applied_attempts:
+            return False
+        counts = dict(run.source_counts)
+        for source, n in source_counts.items():
+            counts[source] = counts.get(source, 0) + n
+        errors = {**run.errors, **failed}
+        finishes = batch_done and run.finished_at is None and run.batches_finished + 1 >= run.batches_total
+        RefreshRun.objects.filter(pk=run_id).update(
+            symbols_succeeded=F("symbols_succeeded") + succeeded,
+            symbols_failed=F("symbols_failed") + len(failed),
+            batches_finished=F("batches_finished") + (1 if batch_done else 0),
+            source_counts=counts,
+            errors=errors,
+            applied_attempts=[*run.applied_attempts, attempt_key],
+            **({"finished_at": timezone.now()} if finishes else {}),
+        )
+        return finishes
