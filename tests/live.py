@@ -106,11 +106,15 @@ def daphne(**env: str) -> Iterator[tuple[LiveProcess, int]]:
 
 
 @contextmanager
-def celery_worker(name: str = "w1", concurrency: int = 2, **env: str) -> Iterator[LiveProcess]:
+def celery_worker(
+    name: str = "w1", concurrency: int = 2, *, respawned: bool = False, **env: str
+) -> Iterator[LiveProcess]:
     """A real worker on the test database and Redis. What it leaves queued survives its stop
     (a second worker of the same test picks up a requeued or redelivered task); the suite's
-    autouse fixture forgets it after the test."""
-    argv = [
+    autouse fixture forgets it after the test. `respawned`: under config/respawn.py, as
+    `make run` runs it (the process manager's part on Heroku or compose)."""
+    supervisor = [sys.executable, "-m", "config.respawn"] if respawned else []
+    argv = [*supervisor,
         sys.executable, "-m", "celery", "--app", "config", "worker", "--loglevel", "INFO",
         "--hostname", f"{name}-{os.getpid()}@%h", "--concurrency", str(concurrency),
         "--without-gossip", "--without-mingle", "--pool", "prefork",
