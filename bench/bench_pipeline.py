@@ -171,7 +171,7 @@ def main() -> None:
         with fake_upstream(latency=LATENCY) as fake:
             for batch_size, parallel in ((50, 4), (250, 5)):
                 _clear_pipeline_keys()
-                env = fake.env(("yahoo",))
+                env: dict[str, Any] = fake.env(("yahoo",))  # worker settings, as strings
                 env.update(
                     REALTIME_BATCH_SIZE=str(batch_size),
                     MARKET_DATA_PARALLEL_REQUESTS=str(parallel),
