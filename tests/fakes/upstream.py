@@ -64,6 +64,9 @@ class FakeUpstream:
         self.garbled: set[str] = set()
         self.quotes: dict[str, FakeQuote] = {}
         self.requests: dict[str, list[Request]] = {s: [] for s in (*SOURCES, "yahoo_crumb")}
+        # Symbols asked for, per source, as each request ARRIVES (before any latency), where
+        # `requests` logs a request when it is answered.
+        self.arrived: dict[str, list[str]] = {s: [] for s in SOURCES}
         self.failing: dict[str, int] = {}
         self.rate_limited: dict[str, str] = {}
         self.hidden: dict[str, set[str]] = {s: set() for s in SOURCES}
@@ -123,6 +126,8 @@ class FakeUpstream:
         with self._lock:
             for log in self.requests.values():
                 log.clear()
+            for arrivals in self.arrived.values():
+                arrivals.clear()
 
     def symbols_requested(self, source: str) -> list[str]:
         return [s for r in list(self.requests[source]) for s in r.symbols]
@@ -293,13 +298,17 @@ class FakeUpstream:
             def do_GET(self) -> None:
                 parts = urlsplit(self.path)
                 params = {k: v[-1] for k, v in parse_qs(parts.query).items()}
-                if fake.latency:
-                    time.sleep(fake.latency)
                 path = parts.path
                 source = (
                     "yahoo" if path.startswith("/yahoo") else "alpha_vantage" if path.startswith("/alphavantage")
                     else "finnhub" if path.startswith("/finnhub") else ""
                 )  # fmt: skip
+                if source in fake.arrived:
+                    asked = params.get("symbol") or params.get("symbols") or ""
+                    with fake._lock:
+                        fake.arrived[source].extend(s for s in asked.split(",") if s)
+                if fake.latency:
+                    time.sleep(fake.latency)
                 if fake.source_latency.get(source):
                     time.sleep(fake.source_latency[source])
                 if source in fake.garbled and not path.endswith("getcrumb") and "cookie" not in path:

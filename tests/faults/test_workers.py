@@ -78,8 +78,10 @@ def test_sigterm_during_a_batch_shorter_than_the_soft_shutdown_lets_it_finish_in
 
 
 class PoolChildKiller:
-    """Plays a symbol whose fetch crashes the process: every time the fake server sees the
-    symbol requested, kill -9 the worker's pool child (no test-only path in the product)."""
+    """Plays a symbol whose fetch crashes the process: every time a request for the symbol
+    arrives at the fake server, kill -9 the worker's pool child while it waits for the answer
+    (no test-only path in the product). On the arrival, not the answer: killed on the answer,
+    a fast store could land first."""
 
     def __init__(self, upstream: FakeUpstream, worker_pid: int, symbol: str) -> None:
         self.upstream, self.worker_pid, self.symbol = upstream, worker_pid, symbol
@@ -98,7 +100,7 @@ class PoolChildKiller:
     def _run(self) -> None:
         seen = 0
         while not self._stop.is_set():
-            hits = self.upstream.symbols_requested("finnhub").count(self.symbol)
+            hits = self.upstream.arrived["finnhub"].count(self.symbol)
             if hits > seen:
                 seen = hits
                 for child in psutil.Process(self.worker_pid).children(recursive=True):
