@@ -19,14 +19,19 @@ second run on the same prices does nothing (idempotent).
 from __future__ import annotations
 
 import logging
-from collections.abc import Collection, Iterator, Mapping, Sequence
+import threading
+from collections.abc import Callable, Collection, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
+from functools import partial
 from typing import ClassVar, cast
 
+from django.conf import settings
 from django.db import OperationalError, connection, transaction
-from django.db.models import Field
+from django.db import connections as db_connections
+from django.db.models import Field, Max, Min
 
 from backend.market.models import Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuationEpoch, ValuedPrice
@@ -53,6 +58,10 @@ logger = logging.getLogger(__name__)
 
 # Portfolios per pass: one lock + aggregation + writes per group, each its own transaction.
 GROUP_SIZE = 10_000
+# A run of at least this many portfolios per connection is split over
+# PORTFOLIO_RECALC_CONNECTIONS connections, its groups revalued side by side: PostgreSQL runs
+# no writing statement in parallel by itself, so one pass uses one core.
+PARALLEL_MIN_GROUP = 1_000
 GROUP_ATTEMPTS = 5  # a run that waited for a lock fails at once on its first statement: retries are cheap
 RETRYABLE_SQLSTATES = {"40001", "40P01"}  # serialization failure, deadlock
 # A big group's aggregation keeps one NUMERIC sum state per portfolio: with PostgreSQL's
@@ -160,9 +169,17 @@ def _stored_figures(figures: Figures) -> Figures:
     return Figures(*(_stored(getattr(figures, name)) for name in FIGURE_FIELDS))
 
 
-def _groups(ids: Sequence[int], size: int) -> Iterator[Sequence[int]]:
-    for start in range(0, len(ids), size):
-        yield ids[start : start + size]
+def groups_split(ids: Sequence[int], *, connections_: int) -> list[Sequence[int]]:
+    """At most GROUP_SIZE portfolios each, of even sizes; a big run gets a multiple of the
+    connections it may use, so they finish together."""
+    if not ids:
+        return []
+    count = -(-len(ids) // GROUP_SIZE)
+    parallel = min(connections_, len(ids) // PARALLEL_MIN_GROUP)
+    if parallel > 1:
+        count = -(-count // parallel) * parallel
+    size = -(-len(ids) // count)
+    return [ids[start : start + size] for start in range(0, len(ids), size)]
 
 
 def aggregation_memory_raise(*, group_size: int) -> None:
@@ -176,8 +193,7 @@ def _moved_positions(
     portfolio_ids: Sequence[int], *, price_overrides: Mapping[str, Decimal] | None
 ) -> dict[int, list[PositionValuation]]:
     """The positions priced at something other than their previous valuation's price, by
-    portfolio. The PostgreSQL pass reads them only for portfolios someone hears about, before
-    the pass replaces their epochs."""
+    portfolio (the ORM pass; the PostgreSQL pass reads them in its statement)."""
     if not portfolio_ids:
         return {}
     positions = Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
@@ -215,7 +231,7 @@ class _Run:
 
 
 def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
-    """PostgreSQL: the moved positions for the audience, then the one-statement pass."""
+    """PostgreSQL: the one-statement pass (it also reads the audience's moved positions)."""
     now, price_overrides, audience = run.now, run.price_overrides, run.audience
     aggregation_memory_raise(group_size=len(ids))
     with connection.cursor() as cursor:
@@ -225,7 +241,6 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
         # expressions took longer (1.8 s) than running them.
         cursor.execute("SET LOCAL jit = off")
     heard = set(audience.portfolios_heard(ids))
-    moved = _moved_positions(sorted(heard), price_overrides=price_overrides)
     everyone = audience.everyone
     listened = None if everyone else [pk for pk in ids if audience.listens_to(pk)]
     stored = group_store(
@@ -243,7 +258,7 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
             positions=row.positions,
             unpriced=row.positions - row.priced,
         )
-        _collect(result, valuation=valuation, value_changed=row.value_changed, moved=moved, audience=audience)
+        _collect(result, valuation=valuation, value_changed=row.value_changed, moved=stored.moved, audience=audience)
     result.portfolios_valued += len(ids)
     result.portfolios_changed += stored.portfolios
     result.snapshots_created += stored.snapshots
@@ -278,7 +293,11 @@ def _epoch_record(*, now: datetime, price_overrides: Mapping[str, Decimal] | Non
     return int(epoch.pk)
 
 
-def _epochs_collect() -> None:
+def epochs_collect() -> None:
+    """Delete the valuation epochs no portfolio points at any more. Once per run, after its
+    groups committed (in READ COMMITTED outside a caller's transaction): groups committing
+    side by side would otherwise each delete the same epochs and fail on each other. An
+    epoch a pass in flight is creating is not visible yet, so it is never taken."""
     referenced = Portfolio.objects.filter(valued_epoch__isnull=False).values("valued_epoch")
     garbage = list(ValuationEpoch.objects.exclude(pk__in=referenced).values_list("pk", flat=True))
     ValuedPrice.objects.filter(epoch_id__in=garbage).delete()
@@ -319,7 +338,6 @@ def _revalue_group_orm(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
         Position.objects.filter(AnyOf("portfolio_id", changed_ids), valued=False).filter(
             priced_filter("", price_overrides)
         ).update(valued=True)
-        _epochs_collect()
     result.portfolios_valued += len(heads)
     result.portfolios_changed += len(rows)
 
@@ -371,23 +389,73 @@ def _revalue_group_committed(ids: Sequence[int], run: _Run) -> RevalueResult:
     raise AssertionError("unreachable")
 
 
-def portfolios_revalue(
+# One share of a run: returns the ids of its portfolios (found by the thread that runs it).
+Share = Callable[[], Sequence[int]]
+
+
+def _shares_revalue(shares: Sequence[Share], run: _Run, *, connections_: int) -> RevalueResult:
+    """Every share, its portfolios in groups of at most GROUP_SIZE, each group in its own
+    transaction; on up to `connections_` connections at once (this thread's and helper
+    threads' own, closed when they finish). Shares hold disjoint portfolios, so groups running
+    side by side never wait for each other's locks. If a group fails, the groups already
+    committed stay committed, as when run one by one."""
+    results: list[RevalueResult] = [RevalueResult() for _ in shares]
+    pending = iter(enumerate(shares))
+    taking = threading.Lock()
+    failed = threading.Event()
+
+    def drain() -> None:
+        while not failed.is_set():
+            with taking:
+                item = next(pending, None)
+            if item is None:
+                return
+            index, share = item
+            try:
+                for group in groups_split(share(), connections_=1):
+                    results[index].merge(_revalue_group_committed(group, run))
+            except BaseException:
+                failed.set()  # the others finish their group and take no more
+                raise
+
+    def helper() -> None:
+        try:
+            drain()
+        finally:
+            db_connections.close_all()  # this thread's only
+
+    helpers = min(len(shares), connections_) - 1
+    with ThreadPoolExecutor(max_workers=helpers or 1, thread_name_prefix="revalue") as pool:
+        futures = [pool.submit(helper) for _ in range(helpers)]
+        try:
+            drain()
+        finally:
+            for future in futures:
+                future.result()
+    result = RevalueResult()
+    for part in results:
+        result.merge(part)
+    return result
+
+
+def _revalue_run(
+    split: Callable[[int], Sequence[Share]],
     *,
-    portfolio_ids: Collection[int],
-    price_overrides: Mapping[str, Decimal] | None = None,
-    publish: bool = True,
-    now: datetime | None = None,
-    audience: Audience | None = None,
+    price_overrides: Mapping[str, Decimal] | None,
+    publish: bool,
+    now: datetime | None,
+    audience: Audience | None,
 ) -> RevalueResult:
-    """Revalue these portfolios; store only what changed; build (and publish) the events
-    their audience can receive (default: whoever is connected now). Publishing waits for
-    the commit of an enclosing transaction and happens once, for the whole run."""
+    """A run: `split(n)` cuts its portfolios into shares for n connections; on PostgreSQL,
+    outside a caller's transaction, n is PORTFOLIO_RECALC_CONNECTIONS, else 1."""
     now = now or datetime.now(UTC)
     audience = audience or audience_live()
-    result = RevalueResult()
     run = _Run(now=now, price_overrides=price_overrides, audience=audience)
-    for ids in _groups(sorted(set(portfolio_ids)), GROUP_SIZE):
-        result.merge(_revalue_group_committed(ids, run))
+    parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
+    connections_ = max(1, settings.PORTFOLIO_RECALC_CONNECTIONS) if parallel else 1
+    result = _shares_revalue(split(connections_), run, connections_=connections_)
+    if result.portfolios_changed:
+        epochs_collect()
     result.events = _events_build(result.changed, now=now, audience=audience)
     if publish and result.events:
         events = result.events
@@ -404,20 +472,58 @@ def portfolios_revalue(
     return result
 
 
-def portfolios_holding(*, symbols: Collection[str]) -> list[int]:
-    return list(
-        Position.objects.filter(asset__symbol__in=list(symbols))
-        .order_by("portfolio_id")
-        .values_list("portfolio_id", flat=True)
-        .distinct()
+def portfolios_revalue(
+    *,
+    portfolio_ids: Collection[int],
+    price_overrides: Mapping[str, Decimal] | None = None,
+    publish: bool = True,
+    now: datetime | None = None,
+    audience: Audience | None = None,
+) -> RevalueResult:
+    """Revalue these portfolios; store only what changed; build (and publish) the events
+    their audience can receive (default: whoever is connected now). Publishing waits for
+    the commit of an enclosing transaction and happens once, for the whole run."""
+    ids = sorted(set(portfolio_ids))
+    return _revalue_run(
+        lambda n: [partial(list, group) for group in groups_split(ids, connections_=n)],
+        price_overrides=price_overrides,
+        publish=publish,
+        now=now,
+        audience=audience,
     )
+
+
+def portfolios_holding(*, symbols: Collection[str], between: tuple[int, int] | None = None) -> list[int]:
+    positions = Position.objects.filter(asset__symbol__in=list(symbols))
+    if between is not None:
+        positions = positions.filter(portfolio_id__gte=between[0], portfolio_id__lte=between[1])
+    return list(positions.order_by("portfolio_id").values_list("portfolio_id", flat=True).distinct())
+
+
+def portfolio_id_ranges(*, count: int) -> list[tuple[int, int] | None]:
+    """The portfolios' id span cut into `count` equal ranges (None: all of them), for a
+    run whose portfolios are found in shares, each by the connection that revalues it."""
+    if count <= 1:
+        return [None]
+    bounds = Portfolio.objects.aggregate(low=Min("pk"), high=Max("pk"))
+    low, high = bounds["low"], bounds["high"]
+    if low is None or high - low + 1 < count * PARALLEL_MIN_GROUP:
+        return [None]
+    step = -(-(high - low + 1) // count)
+    return [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
 
 
 def portfolios_revalue_for_symbols(
     *, symbols: Collection[str], publish: bool = True, audience: Audience | None = None
 ) -> RevalueResult:
     """Revalue exactly the portfolios that hold any of these symbols (the ones a fetch batch
-    changed)."""
+    changed). With several connections each finds the holders in its own id range."""
     if not symbols:
         return RevalueResult()
-    return portfolios_revalue(portfolio_ids=portfolios_holding(symbols=symbols), publish=publish, audience=audience)
+    return _revalue_run(
+        lambda n: [partial(portfolios_holding, symbols=symbols, between=r) for r in portfolio_id_ranges(count=n)],
+        price_overrides=None,
+        publish=publish,
+        now=None,
+        audience=audience,
+    )

@@ -1,10 +1,13 @@
 """The PostgreSQL revaluation pass of one group of portfolios: ONE statement (issue 4).
 
-Lock the group's rows in id order, aggregate their positions with the latest quotes, derive
-the figures in NUMERIC, UPDATE only the portfolios whose figures or valued prices changed,
-record the pass's prices once (a valuation epoch), mark newly valued positions, insert the
-snapshots, and RETURN what was stored: no portfolio row travels through Python just to be
-compared, and the events are built from the stored values.
+Lock the group's rows in id order, read the moved positions of the portfolios someone hears
+about, aggregate their positions with the latest quotes, derive the figures in NUMERIC,
+UPDATE only the portfolios whose figures or valued prices changed, record the pass's prices
+once (a valuation epoch), mark newly valued positions, insert the snapshots, and RETURN what
+was stored: no portfolio row travels through Python just to be compared, and the events are
+built from the stored values. Epochs left unreferenced are collected once the run's groups
+committed (revaluation.epochs_collect): groups running side by side would otherwise each
+delete the same rows and fail on each other.
 
 Exactness (DESIGN "Valuation"; the same figures as valuation.figures_derive + the model's
 10 places, to the last digit):
@@ -34,6 +37,9 @@ from django.db import connection
 
 from backend.market.models import Asset
 
+from .sql import bigint_array
+from .valuation import PositionValuation, position_valuation
+
 # The model's storage precision (DecimalField decimal_places=10).
 PLACES = 10
 
@@ -62,6 +68,21 @@ heads AS MATERIALIZED (
     WHERE id = ANY(%(ids)s::bigint[])
     ORDER BY id
     FOR NO KEY UPDATE
+),
+moved AS MATERIALIZED (
+    -- The positions of the portfolios someone hears about that are priced at something other
+    -- than their previous valuation's price (never valued: no previous price). Read before
+    -- this statement replaces the epochs: every CTE sees the same snapshot.
+    SELECT pos.id, pos.portfolio_id, a.symbol, pos.quantity, pos.average_cost, vp.price AS last,
+           p.price, p.previous
+    FROM portfolios_position pos
+    JOIN heads h ON h.id = pos.portfolio_id
+    JOIN prices p ON p.asset_id = pos.asset_id
+    JOIN market_asset a ON a.id = pos.asset_id
+    LEFT JOIN portfolios_valuedprice vp
+      ON pos.valued AND vp.epoch_id = h.valued_epoch AND vp.asset_id = pos.asset_id
+    WHERE pos.portfolio_id = ANY(%(heard)s::bigint[])
+      AND p.price IS NOT NULL AND vp.price IS DISTINCT FROM p.price
 ),
 sums AS MATERIALIZED (
     -- Materialized CTEs from here on fence each step, so nothing is computed twice and the
@@ -174,21 +195,16 @@ marked AS (
 snapshots AS (
     INSERT INTO portfolios_portfoliosnapshot (portfolio_id, valued_at, total_value, total_cost, daily_change)
     SELECT id, %(now)s, new_value, new_cost, new_change FROM targets WHERE figures_changed
-),
-garbage AS (
-    -- Epochs no portfolio points at any more (as of this statement's snapshot: the ones this
-    -- pass just replaced go in the next pass). Only a pass that stores something collects.
-    DELETE FROM portfolios_valuationepoch v
-    WHERE EXISTS (SELECT 1 FROM targets)
-      AND v.id NOT IN (SELECT valued_epoch FROM portfolios_portfolio WHERE valued_epoch IS NOT NULL)
-    RETURNING v.id
-),
-garbage_prices AS (
-    DELETE FROM portfolios_valuedprice WHERE epoch_id IN (SELECT id FROM garbage)
 )
--- The stored rows someone hears about (a full refresh stores 10,000: the others are only
--- counted), then one summary row: (stored, snapshots) in the positions/priced columns.
-SELECT 'p' AS kind, f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.positions, f.priced,
+-- The moved positions of those portfolios ('m': position id in the third column, symbol in
+-- the fourth, its quantity, average cost, previous valuation's price, price and previous
+-- close in the array), the stored rows someone hears about ('p': a full refresh stores
+-- 10,000, the others are only counted), then one summary row ('s': stored, snapshots).
+SELECT 'm' AS kind, m.portfolio_id, m.id, m.symbol, NULL::boolean, NULL::boolean, NULL::bigint, NULL::bigint,
+       ARRAY[m.quantity, m.average_cost, m.last, m.price, m.previous]
+FROM moved m
+UNION ALL
+SELECT 'p', f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.positions, f.priced,
        CASE WHEN %(everyone)s OR f.id = ANY(%(listened)s::bigint[]) THEN
          ARRAY[f.new_value, f.new_cost, f.new_change, f.new_change_percent, f.new_return, f.new_return_percent]
        END
@@ -197,7 +213,7 @@ WHERE %(everyone)s OR f.id = ANY(%(heard)s::bigint[])
 UNION ALL
 SELECT 's', NULL, NULL, NULL, NULL, NULL, count(*), count(*) FILTER (WHERE figures_changed), NULL
 FROM targets
-ORDER BY 1, 2
+ORDER BY 1, 2, 4
 """
 
 
@@ -218,6 +234,7 @@ class StoredRow(NamedTuple):
 @dataclass
 class Stored:
     rows: list[StoredRow]  # of the portfolios heard about
+    moved: dict[int, list[PositionValuation]]  # their moved positions, by portfolio
     portfolios: int  # stored, heard about or not
     snapshots: int
 
@@ -243,14 +260,14 @@ def group_store_statement(
     stored rows to return, `listened` (among them): with their figures; None: all."""
     override_assets, override_prices = override_asset_prices(price_overrides)
     params = {
-        "ids": list(ids),
+        "ids": bigint_array(ids),
         "now": now,
         "places": PLACES,
-        "override_assets": override_assets,
+        "override_assets": bigint_array(override_assets),
         "override_prices": override_prices,
         "everyone": heard is None,
-        "heard": sorted(heard or ()),
-        "listened": sorted(listened or ()),
+        "heard": bigint_array(sorted(ids if heard is None else heard)),
+        "listened": bigint_array(sorted(listened or ())),
     }
     return _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED), params
 
@@ -260,4 +277,23 @@ def group_store(sql: str, params: dict[str, Any]) -> Stored:
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
         *rows, (_, *_, portfolios, snapshots, _) = cursor.fetchall()
-    return Stored([StoredRow._make(row[1:]) for row in rows], portfolios, snapshots)
+    moved: dict[int, list[PositionValuation]] = {}
+    stored: list[StoredRow] = []
+    for kind, portfolio_id, key, name, *rest in rows:
+        if kind == "m":
+            quantity, average_cost, last, price, previous = rest[-1]
+            moved.setdefault(portfolio_id, []).append(
+                position_valuation(
+                    position_id=key,
+                    portfolio_id=portfolio_id,
+                    symbol=name,
+                    quantity=quantity,
+                    average_cost=average_cost,
+                    last_valued_price=last,
+                    price=price,
+                    previous_close=previous,
+                )
+            )
+        else:
+            stored.append(StoredRow(portfolio_id, key, name, *rest))
+    return Stored(stored, moved, portfolios, snapshots)

@@ -266,6 +266,34 @@ class PositionValuation(NamedTuple):
         return abs(self.current_price - self.last_valued_price) * HUNDRED > self.last_valued_price
 
 
+def position_valuation(
+    *,
+    position_id: int,
+    portfolio_id: int,
+    symbol: str,
+    quantity: Decimal,
+    average_cost: Decimal,
+    last_valued_price: Decimal | None,
+    price: Decimal,
+    previous_close: Decimal,
+) -> PositionValuation:
+    """A priced position's figures from its columns, exact: the products have at most 48
+    digits (quantity 28, a price 20), well inside DERIVED_CONTEXT's 60."""
+    multiply = DERIVED_CONTEXT.multiply
+    return PositionValuation(
+        position_id,
+        portfolio_id,
+        symbol,
+        quantity,
+        average_cost,
+        last_valued_price,
+        price,
+        multiply(quantity, price),
+        multiply(quantity, DERIVED_CONTEXT.subtract(price, previous_close)),
+        multiply(quantity, average_cost),
+    )
+
+
 def positions_value(
     *,
     positions: QuerySet[Position],

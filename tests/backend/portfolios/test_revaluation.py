@@ -29,13 +29,13 @@ def published(monkeypatch, django_capture_on_commit_callbacks) -> list[list[dict
         return len(batch)
 
     monkeypatch.setattr(revaluation, "publish_batch", record)
-    original = revaluation.portfolios_revalue
+    original = revaluation._revalue_run  # every run, by ids or by symbols
 
-    def committed(**kwargs):
+    def committed(*args, **kwargs):
         with django_capture_on_commit_callbacks(execute=True):
-            return original(**kwargs)
+            return original(*args, **kwargs)
 
-    monkeypatch.setattr(revaluation, "portfolios_revalue", committed)
+    monkeypatch.setattr(revaluation, "_revalue_run", committed)
     return batches
 
 

@@ -1,0 +1,147 @@
+"""A big run split over several database connections (revaluation._shares_revalue): each
+group in its own transaction on its own connection, side by side, with the same figures and
+events as one by one, the epochs collected once after, and the helpers' connections closed."""
+
+from __future__ import annotations
+
+import threading
+from decimal import ROUND_HALF_EVEN, Decimal
+
+import pytest
+from django.db import connection
+
+from backend.portfolios.models import Portfolio, ValuationEpoch, ValuedPrice
+from backend.portfolios.services import revaluation
+from backend.portfolios.services.valuation import portfolios_value
+
+from .conftest import hold, quote_set
+
+postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="parallel groups: PostgreSQL")
+STORED = Decimal("1e-10")
+SYMBOLS = ["AAPL", "MSFT", "KO", "NVDA"]
+
+
+@pytest.fixture
+def many_portfolios(ann, bob) -> list[Portfolio]:
+    quote_set("AAPL", "190.50", "188.00")
+    quote_set("MSFT", "410.25", "415.75")
+    quote_set("KO", "60.00", "59.00")
+    quote_set("NVDA", "880.00")
+    portfolios = []
+    for index in range(12):
+        portfolio = Portfolio.objects.create(owner=ann if index % 2 else bob, name=f"P{index}")
+        for offset, symbol in enumerate(SYMBOLS[: 1 + index % 4]):
+            hold(portfolio, symbol, f"{index + 1}.{offset}000000001", f"{100 + index}.25")
+        portfolios.append(portfolio)
+    return portfolios
+
+
+@pytest.fixture
+def small_groups(monkeypatch, settings) -> list[tuple[str, tuple[int, ...]]]:
+    """Groups of 2 portfolios, split over 2 connections from 2 portfolios per connection on;
+    records which thread revalued which group."""
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 2)
+    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
+    settings.PORTFOLIO_RECALC_CONNECTIONS = 2
+    calls: list[tuple[str, tuple[int, ...]]] = []
+    original = revaluation._revalue_group_committed
+
+    def recorded(ids, run):
+        calls.append((threading.current_thread().name, tuple(ids)))
+        return original(ids, run)
+
+    monkeypatch.setattr(revaluation, "_revalue_group_committed", recorded)
+    return calls
+
+
+def backends() -> int:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database()")
+        (count,) = cursor.fetchone()
+    return int(count)
+
+
+def assert_stored_as_python_derives(portfolios: list[Portfolio]) -> None:
+    expected = portfolios_value(portfolios=Portfolio.objects.filter(pk__in=[p.pk for p in portfolios]))
+    assert len(expected) == len(portfolios)
+    for valuation in expected:
+        row = Portfolio.objects.values_list(*revaluation.FIGURE_FIELDS).get(pk=valuation.portfolio_id)
+        python = tuple(
+            getattr(valuation.figures, f).quantize(STORED, rounding=ROUND_HALF_EVEN) for f in revaluation.FIGURE_FIELDS
+        )
+        assert row == python, valuation.name
+
+
+def test_groups_split_gives_each_connection_an_even_share_within_the_group_size(monkeypatch):
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 4)
+    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
+    ids = list(range(10))
+    assert [len(g) for g in revaluation.groups_split(ids, connections_=1)] == [4, 4, 2]
+    assert [len(g) for g in revaluation.groups_split(ids, connections_=2)] == [3, 3, 3, 1]  # 4 groups: 2 each
+    assert [len(g) for g in revaluation.groups_split(ids[:3], connections_=2)] == [3]  # too few to split
+    assert [i for g in revaluation.groups_split(ids, connections_=2) for i in g] == ids
+    assert revaluation.groups_split([], connections_=2) == []
+
+
+@pytest.mark.django_db
+def test_portfolio_id_ranges_cover_every_portfolio_once(many_portfolios, monkeypatch):
+    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
+    ranges = revaluation.portfolio_id_ranges(count=3)
+    assert len(ranges) == 3
+    ids = sorted(p.pk for p in many_portfolios)
+    covered = [pk for pk in ids for r in ranges if r is not None and r[0] <= pk <= r[1]]
+    assert covered == ids
+    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 100)
+    assert revaluation.portfolio_id_ranges(count=3) == [None]  # too few to split
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_big_run_revalues_its_groups_on_two_connections_with_the_same_figures(many_portfolios, small_groups):
+    before = backends()
+    result = revaluation.portfolios_revalue_for_symbols(symbols=SYMBOLS, publish=False)
+    threads = {name for name, _ in small_groups}
+    assert len(threads) == 2, small_groups  # this thread and one helper
+    revalued = sorted(pk for _, ids in small_groups for pk in ids)
+    assert revalued == sorted(p.pk for p in many_portfolios)  # each portfolio in exactly one group
+    assert all(len(ids) <= 2 for _, ids in small_groups)
+    assert result.portfolios_valued == result.portfolios_changed == 12
+    assert result.snapshots_created == 12
+    assert len([e for e in result.events if e["type"] == "portfolio_update"]) == 12
+    assert_stored_as_python_derives(many_portfolios)
+    # One epoch per group, the unreferenced ones collected once the groups committed.
+    referenced = set(Portfolio.objects.values_list("valued_epoch", flat=True))
+    assert set(ValuationEpoch.objects.values_list("pk", flat=True)) == referenced
+    assert set(ValuedPrice.objects.values_list("epoch_id", flat=True)) == referenced
+    assert backends() == before  # the helper's connection is closed
+
+    quote_set("MSFT", "420.25", "415.75")
+    small_groups.clear()
+    again = revaluation.portfolios_revalue(portfolio_ids=[p.pk for p in many_portfolios], publish=False)
+    holders = [p for p in many_portfolios if p.positions.filter(asset__symbol="MSFT").exists()]
+    assert again.portfolios_changed == len(holders)
+    assert {name for name, _ in small_groups} == threads
+    assert_stored_as_python_derives(many_portfolios)
+    moved = {(p.portfolio_id, p.symbol) for p in again.moved_positions}
+    assert moved == {(p.pk, "MSFT") for p in holders}
+
+
+@postgres_only
+@pytest.mark.django_db(transaction=True)
+def test_a_group_failing_on_a_helper_connection_fails_the_run_and_keeps_what_committed(
+    many_portfolios, small_groups, monkeypatch
+):
+    recorded = revaluation._revalue_group_committed
+    last = max(p.pk for p in many_portfolios)
+
+    def failing(ids, run):
+        if last in ids:
+            raise RuntimeError("group failed")
+        return recorded(ids, run)
+
+    monkeypatch.setattr(revaluation, "_revalue_group_committed", failing)
+    with pytest.raises(RuntimeError, match="group failed"):
+        revaluation.portfolios_revalue(portfolio_ids=[p.pk for p in many_portfolios], publish=False)
+    valued = Portfolio.objects.filter(valued_at__isnull=False).count()
+    assert 0 < valued < 12  # the groups that ran before the failure (or beside it) stay stored
+    assert Portfolio.objects.get(pk=last).valued_at is None
