@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import os
 import re
+import statistics
 import time
 from pathlib import Path
 from typing import Any
@@ -23,6 +24,7 @@ POSITIONS_EACH = 20
 ASSETS = 500
 USERS = 1_000
 TARGET_SECONDS = 0.5
+ROUNDS = 5
 CONNECTED_USERS_EVERY = 10  # every 10th user is connected and subscribes to all their portfolios
 PLAN_PATH = Path(__file__).with_name("valuation_plan.txt")
 
@@ -177,7 +179,6 @@ def _run(node: str) -> list[tuple[str, float, str]]:
         # The first valuation marked every position valued: the statistics autovacuum would
         # gather next (the pass finds the never-valued ones through a partial index).
         cursor.execute("ANALYZE portfolios_position")
-        _refresh_all_prices(cursor)
     all_ids = list(Portfolio.objects.values_list("pk", flat=True))
     with transaction.atomic():  # the ORM aggregation reads (API, SQLite pass) use, for reference
         revaluation.aggregation_memory_raise(group_size=len(all_ids))
@@ -186,6 +187,12 @@ def _run(node: str) -> list[tuple[str, float, str]]:
         elapsed = time.perf_counter() - started
     rows.append(("ORM aggregation (reads only)", elapsed, f"{len(sums)} portfolios, 3 products per position"))
 
+    # As a worker process runs the task: its startup heap frozen (config/celery.py).
+    from django.conf import settings
+
+    from config.gc_policy import gc_tune_process
+
+    gc_tune_process(settings.WORKER_GC_THRESHOLDS)
     events_seconds = 0.0
     build = revaluation._events_build
 
@@ -197,37 +204,56 @@ def _run(node: str) -> list[tuple[str, float, str]]:
         finally:
             events_seconds += time.perf_counter() - began
 
+    # ROUNDS full refreshes, each revalued: the host's speed varies from run to run, so the
+    # median and the best of them, and the last one's queries.
+    stored_times: list[float] = []
+    events_times: list[float] = []
     revaluation._events_build = timed_build
     try:
-        with CaptureQueriesContext(connection) as captured:
-            started = time.perf_counter()
-            result = portfolios_revalue_for_symbols(symbols=symbols, publish=False)
-            elapsed = time.perf_counter() - started
+        for _ in range(ROUNDS):
+            with connection.cursor() as cursor:
+                _refresh_all_prices(cursor)
+            events_seconds = 0.0
+            with CaptureQueriesContext(connection) as captured:
+                started = time.perf_counter()
+                result = portfolios_revalue_for_symbols(symbols=symbols, publish=False)
+                elapsed = time.perf_counter() - started
+            stored_times.append(elapsed - events_seconds)
+            events_times.append(events_seconds)
     finally:
         revaluation._events_build = build
-    stored = elapsed - events_seconds
+    stored = statistics.median(stored_times)
     verdict = "meets" if stored <= TARGET_SECONDS else "misses"
     rows.append(
         (
-            "revalue + store, full refresh",
+            f"revalue + store, median of {ROUNDS}",
             stored,
-            f"{result.portfolios_valued / stored:,.0f} portfolios/s; {result.portfolios_changed} stored, "
-            f"{result.snapshots_created} snapshots, {result.positions_read} moved positions read for "
-            f"listeners; {verdict} the {TARGET_SECONDS} s target",
+            f"{result.portfolios_valued / stored:,.0f} portfolios/s; best {min(stored_times):.3f} s, worst "
+            f"{max(stored_times):.3f} s; {verdict} the {TARGET_SECONDS} s target",
+        )
+    )
+    rows.append(
+        (
+            "    each round",
+            stored,
+            f"{result.portfolios_changed} stored, {result.snapshots_created} snapshots, "
+            f"{result.positions_read} moved positions read for listeners, on "
+            f"{settings.PORTFOLIO_RECALC_CONNECTIONS} connections",
         )
     )
     for query in captured.captured_queries:
         if float(query["time"]) >= 0.01:
-            rows.append(("    sql", float(query["time"]), " ".join(query["sql"].split()[:4])[:70]))
+            rows.append(("    sql (this thread's)", float(query["time"]), " ".join(query["sql"].split()[:4])[:70]))
     kinds = [e["type"] for e in result.events]
+    events_median = statistics.median(events_times)
     rows.append(
         (
             "  + build events (to_wire)",
-            events_seconds,
+            events_median,
             f"{kinds.count('portfolio_update')} portfolio_update, {kinds.count('position_update')} position_update",
         )
     )
-    rows.append(("  = recalculate task body", elapsed, "without the Redis publish"))
+    rows.append(("  = recalculate task body", stored + events_median, "without the Redis publish"))
 
     started = time.perf_counter()
     again = portfolios_revalue_for_symbols(symbols=symbols, publish=False)

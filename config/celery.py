@@ -4,7 +4,7 @@ import time
 from typing import Any
 
 from celery import Celery
-from celery.signals import before_task_publish, task_postrun, task_prerun
+from celery.signals import before_task_publish, task_postrun, task_prerun, worker_init, worker_process_init
 
 import tasks
 
@@ -41,3 +41,15 @@ def close_old_database_connections(task: Any = None, **_: Any) -> None:
     if getattr(getattr(task, "request", None), "is_eager", False) or connection.in_atomic_block:
         return
     close_old_connections()
+
+
+# Freeze the startup heap out of every collection (config/gc_policy.py): in the worker's main
+# process (the solo pool runs tasks there) and again in each pool process after the fork.
+@worker_init.connect
+@worker_process_init.connect
+def gc_tune_worker_process(**_: Any) -> None:
+    from django.conf import settings
+
+    from config.gc_policy import gc_tune_process
+
+    gc_tune_process(settings.WORKER_GC_THRESHOLDS)

@@ -25,8 +25,9 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from config.gc_policy import gc_collect_if_quiet, gc_tune_process
+
 from .auth import credentials_check_many
-from .gc_policy import gc_collect_if_quiet, gc_tune_process
 from .groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP
 from .outbox import COALESCED_TYPES, encode_data, envelope_prefix
 from .registry import NodeRegistry, new_node_id
@@ -156,7 +157,7 @@ class Hub:
             self.channel = await self.layer.new_channel("push-hub.")
             await self.layer.group_add(BROADCAST_GROUP, self.channel)
             await self.registry.heartbeat([])
-            gc_tune_process()
+            gc_tune_process(settings.WEBSOCKET_GC_THRESHOLDS)
             loop = asyncio.get_running_loop()
             self._tasks = [
                 loop.create_task(self._listen(), name="push-hub-listen"),

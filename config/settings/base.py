@@ -229,6 +229,8 @@ WEBSOCKET_GC_THRESHOLDS: tuple[int, ...] = tuple(
     env.list("WEBSOCKET_GC_THRESHOLDS", cast=int, default=[50_000, 20, 100])
 )
 WEBSOCKET_GC_COLLECT_INTERVAL: float = env.float("WEBSOCKET_GC_COLLECT_INTERVAL", default=60.0)
+# The same for each Celery worker process, frozen when it starts (empty: leave CPython's).
+WORKER_GC_THRESHOLDS: tuple[int, ...] = tuple(env.list("WORKER_GC_THRESHOLDS", cast=int, default=[10_000, 10, 10]))
 WEBSOCKET_SLOW_CLIENT_BUFFER_BYTES: int = env.int("WEBSOCKET_SLOW_CLIENT_BUFFER_BYTES", default=256 * 1024)
 PREDICTION_HORIZON_MINUTES: int = env.int("PREDICTION_HORIZON_MINUTES", default=60)
 PREDICTION_HISTORY_POINTS: int = env.int("PREDICTION_HISTORY_POINTS", default=500)
