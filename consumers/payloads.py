@@ -66,6 +66,11 @@ class Notification(TypedDict, total=False):
 UNROUNDED = frozenset({"quantity", "price", "current_price", "high", "low", "previous_close"})
 
 
+# Values sent as they are: not looked into (a revaluation's events hold 100,000s of them, and
+# a call per value was most of the cost of building them).
+_PLAIN = frozenset({str, int, float, bool, type(None)})
+
+
 def to_wire(value: Any, key: str = "") -> Any:
     """Decimal -> JSON number (cents for money and percentages), recursively."""
     if isinstance(value, Decimal):
@@ -73,7 +78,7 @@ def to_wire(value: Any, key: str = "") -> Any:
             return float(value)
         return float(value.quantize(CENT, rounding=ROUND_HALF_EVEN))
     if isinstance(value, dict):
-        return {k: to_wire(v, k) for k, v in value.items()}
+        return {k: v if type(v) in _PLAIN else to_wire(v, k) for k, v in value.items()}
     if isinstance(value, list):
-        return [to_wire(v, key) for v in value]
+        return [v if type(v) in _PLAIN else to_wire(v, key) for v in value]
     return value
