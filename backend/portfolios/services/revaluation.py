@@ -31,16 +31,16 @@ from typing import ClassVar, cast
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db import connections as db_connections
-from django.db.models import Field, Max, Min
+from django.db.models import Exists, Field, Max, Min, OuterRef
 
-from backend.market.models import Quote
+from backend.market.models import Asset, Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuationEpoch, ValuedPrice
 from consumers.publish import Event, portfolio_event, position_event, publish_batch
 from consumers.registry import ConnectionManager
 
 from .bulk import rows_update
 from .payloads import portfolio_update_payload, position_update_payload
-from .revaluation_sql import group_store, group_store_statement, override_asset_prices
+from .revaluation_sql import Span, group_store, group_store_statement, override_asset_prices
 from .sql import AnyOf, any_of_sql
 from .valuation import (
     NO_POSITIONS,
@@ -221,6 +221,10 @@ def _collect(
             result.valuations.append(valuation)
 
 
+# A group revalued in one transaction: listed portfolios, or a span of ids (PostgreSQL).
+Group = Sequence[int] | Span
+
+
 @dataclass(frozen=True)
 class _Run:
     """What every group of one run shares."""
@@ -230,9 +234,10 @@ class _Run:
     audience: Audience
 
 
-def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
+def _revalue_group_sql(group: Group, run: _Run, result: RevalueResult) -> None:
     """PostgreSQL: the one-statement pass (it also reads the audience's moved positions)."""
     now, price_overrides, audience = run.now, run.price_overrides, run.audience
+    ids = group.ids if isinstance(group, Span) else group
     aggregation_memory_raise(group_size=len(ids))
     with connection.cursor() as cursor:
         # Derived data: a crash losing the last pass's commit is redone by the next pass.
@@ -245,7 +250,7 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
     listened = None if everyone else [pk for pk in ids if audience.listens_to(pk)]
     stored = group_store(
         *group_store_statement(
-            ids, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
+            group, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
         )
     )
     unsent = Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # an owner is told of positions only
@@ -259,7 +264,7 @@ def _revalue_group_sql(ids: Sequence[int], run: _Run, result: RevalueResult) -> 
             unpriced=row.positions - row.priced,
         )
         _collect(result, valuation=valuation, value_changed=row.value_changed, moved=stored.moved, audience=audience)
-    result.portfolios_valued += len(ids)
+    result.portfolios_valued += stored.valued
     result.portfolios_changed += stored.portfolios
     result.snapshots_created += stored.snapshots
 
@@ -304,9 +309,11 @@ def epochs_collect() -> None:
     ValuationEpoch.objects.filter(pk__in=garbage).delete()
 
 
-def _revalue_group_orm(ids: Sequence[int], run: _Run, result: RevalueResult) -> None:
+def _revalue_group_orm(group: Group, run: _Run, result: RevalueResult) -> None:
     """Any database (SQLite): the same pass through the ORM, figures derived in Python."""
     now, price_overrides, audience = run.now, run.price_overrides, run.audience
+    assert not isinstance(group, Span), "spans are a PostgreSQL pass's"
+    ids = group
     heads = list(
         Portfolio.objects.filter(AnyOf("pk", ids))
         .order_by("pk")
@@ -364,7 +371,7 @@ def _serialization_failure(exc: OperationalError) -> bool:
     return getattr(exc.__cause__, "pgcode", None) in RETRYABLE_SQLSTATES
 
 
-def _revalue_group_committed(ids: Sequence[int], run: _Run) -> RevalueResult:
+def _revalue_group_committed(group: Group, run: _Run) -> RevalueResult:
     """One group in its own transaction. On PostgreSQL, when this is the outermost
     transaction, it runs REPEATABLE READ: the moved positions, the aggregation and the prices
     recorded all come from one snapshot of the quotes, even while a fetch batch commits new
@@ -379,18 +386,23 @@ def _revalue_group_committed(ids: Sequence[int], run: _Run) -> RevalueResult:
                 if outermost and connection.vendor == "postgresql":
                     with connection.cursor() as cursor:
                         cursor.execute("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-                revalue(ids, run, result)
+                revalue(group, run, result)
         except OperationalError as exc:
             if not (outermost and _serialization_failure(exc)) or attempt == GROUP_ATTEMPTS:
                 raise
-            logger.info("revaluation of %d portfolios met a concurrent one; attempt %d", len(ids), attempt + 1)
+            logger.info("revaluation of group %s met a concurrent one; attempt %d", _described(group), attempt + 1)
             continue
         return result
     raise AssertionError("unreachable")
 
 
-# One share of a run: returns the ids of its portfolios (found by the thread that runs it).
-Share = Callable[[], Sequence[int]]
+# One share of a run: returns its portfolios (found by the thread that runs it): ids, revalued
+# in groups of at most GROUP_SIZE, or a span, revalued as one group.
+Share = Callable[[], Sequence[int] | Span]
+
+
+def _described(group: Group) -> str:
+    return f"{group.low}..{group.high}" if isinstance(group, Span) else f"of {len(group)} portfolios"
 
 
 def _shares_revalue(shares: Sequence[Share], run: _Run, *, connections_: int) -> RevalueResult:
@@ -412,7 +424,9 @@ def _shares_revalue(shares: Sequence[Share], run: _Run, *, connections_: int) ->
                 return
             index, share = item
             try:
-                for group in groups_split(share(), connections_=1):
+                portfolios = share()
+                groups = [portfolios] if isinstance(portfolios, Span) else groups_split(portfolios, connections_=1)
+                for group in groups:
                     results[index].merge(_revalue_group_committed(group, run))
             except BaseException:
                 failed.set()  # the others finish their group and take no more
@@ -494,36 +508,53 @@ def portfolios_revalue(
 
 
 def portfolios_holding(*, symbols: Collection[str], between: tuple[int, int] | None = None) -> list[int]:
+    """The portfolios holding any of these symbols (with ids in `between`)."""
     positions = Position.objects.filter(asset__symbol__in=list(symbols))
     if between is not None:
         positions = positions.filter(portfolio_id__gte=between[0], portfolio_id__lte=between[1])
     return list(positions.order_by("portfolio_id").values_list("portfolio_id", flat=True).distinct())
 
 
-def portfolio_id_ranges(*, count: int) -> list[tuple[int, int] | None]:
-    """The portfolios' id span cut into `count` equal ranges (None: all of them), for a
-    run whose portfolios are found in shares, each by the connection that revalues it."""
-    if count <= 1:
-        return [None]
+def portfolio_id_ranges(*, count: int) -> list[tuple[int, int]]:
+    """The portfolios' id span cut into equal ranges, at least `count` of them if the span
+    is wide enough to be worth splitting (PARALLEL_MIN_GROUP each), none wider than
+    GROUP_SIZE, a multiple of `count` in number. Empty: no portfolios."""
     bounds = Portfolio.objects.aggregate(low=Min("pk"), high=Max("pk"))
     low, high = bounds["low"], bounds["high"]
-    if low is None or high - low + 1 < count * PARALLEL_MIN_GROUP:
-        return [None]
-    step = -(-(high - low + 1) // count)
+    if low is None or high is None:
+        return []
+    width = high - low + 1
+    parts = -(-width // GROUP_SIZE)
+    parallel = min(count, width // PARALLEL_MIN_GROUP)
+    if parallel > 1:
+        parts = -(-parts // parallel) * parallel
+    step = -(-width // parts)
     return [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
+
+
+def holdings_all_among(*, symbols: Collection[str]) -> bool:
+    """Whether every asset someone holds is one of these (a full refresh): then the holders
+    are simply every portfolio with positions. One probe per other asset, on the positions'
+    asset index."""
+    held = Position.objects.filter(asset=OuterRef("pk"))
+    return not Asset.objects.exclude(symbol__in=list(symbols)).filter(Exists(held)).exists()
 
 
 def portfolios_revalue_for_symbols(
     *, symbols: Collection[str], publish: bool = True, audience: Audience | None = None
 ) -> RevalueResult:
     """Revalue exactly the portfolios that hold any of these symbols (the ones a fetch batch
-    changed). With several connections each finds the holders in its own id range."""
+    changed). The run is cut into id ranges, each revalued by one connection: on PostgreSQL,
+    when every held asset is among the symbols, a range is one group of every portfolio with
+    positions in it; otherwise that connection first looks up the holders in its range."""
     if not symbols:
         return RevalueResult()
-    return _revalue_run(
-        lambda n: [partial(portfolios_holding, symbols=symbols, between=r) for r in portfolio_id_ranges(count=n)],
-        price_overrides=None,
-        publish=publish,
-        now=None,
-        audience=audience,
-    )
+    spans = connection.vendor == "postgresql" and holdings_all_among(symbols=symbols)
+
+    def split(count: int) -> list[Share]:
+        ranges = portfolio_id_ranges(count=count)
+        if spans:
+            return [partial(Span, low, high) for low, high in ranges]
+        return [partial(portfolios_holding, symbols=symbols, between=r) for r in ranges]
+
+    return _revalue_run(split, price_overrides=None, publish=publish, now=None, audience=audience)

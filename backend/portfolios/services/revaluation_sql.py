@@ -53,6 +53,17 @@ _OVERRIDDEN = """SELECT coalesce(q.asset_id, o.asset_id) AS asset_id,
     FULL JOIN unnest(%(override_assets)s::bigint[], %(override_prices)s::numeric[]) AS o (asset_id, price)
       ON o.asset_id = q.asset_id"""
 
+# Which portfolios a group is: the ones of a list (that exist), or every portfolio with
+# positions in an id span (a Span: the aggregation finds them, no list is sent or hashed into).
+_LISTED = {
+    "position_members": "AND pos.portfolio_id = ANY(%(ids)s::bigint[])",
+    "portfolio_members": "AND id = ANY(%(ids)s::bigint[])",
+}
+_SPANNED = {
+    "position_members": "",
+    "portfolio_members": "AND id IN (SELECT portfolio_id FROM sums)",
+}
+
 # Arrays are cast to bigint[] (the id columns' type): `bigint = ANY(integer[])` is a
 # cross-type comparison PostgreSQL cannot hash, and a 10,000-id filter then costs seconds.
 # The group's id span (BETWEEN) goes first: two integer comparisons turn most of another
@@ -61,13 +72,30 @@ _SQL = """
 WITH prices AS NOT MATERIALIZED (
     {prices}
 ),
+sums AS MATERIALIZED (
+    -- Materialized CTEs fence each step, so nothing is computed twice and the rounding below
+    -- applies to plain columns (and is inlined). Read before the lock, as every CTE, from the
+    -- statement's snapshot.
+    SELECT portfolio_id, positions, priced, packed, round(packed, -64) AS high
+    FROM (
+        SELECT pos.portfolio_id,
+               sum(pos.quantity * (p.packed + pos.average_cost)) AS packed,
+               count(*) AS positions,
+               count(p.packed) AS priced
+        FROM portfolios_position pos
+        LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
+          ON p.asset_id = pos.asset_id
+        WHERE pos.portfolio_id BETWEEN %(low)s AND %(high)s {position_members}
+        GROUP BY pos.portfolio_id
+    ) aggregated
+),
 heads AS MATERIALIZED (
     -- Locked in id order: two overlapping runs wait for each other instead of the slower one
     -- overwriting newer figures with older ones.
     SELECT id, owner_id, name, total_value, total_cost, daily_change, daily_change_percent,
            total_return, total_return_percent, valued_epoch
     FROM portfolios_portfolio
-    WHERE id BETWEEN %(low)s AND %(high)s AND id = ANY(%(ids)s::bigint[])
+    WHERE id BETWEEN %(low)s AND %(high)s {portfolio_members}
     ORDER BY id
     FOR NO KEY UPDATE
 ),
@@ -85,22 +113,6 @@ moved AS MATERIALIZED (
       ON pos.valued AND vp.epoch_id = h.valued_epoch AND vp.asset_id = pos.asset_id
     WHERE pos.portfolio_id = ANY(%(heard)s::bigint[])
       AND p.price IS NOT NULL AND vp.price IS DISTINCT FROM p.price
-),
-sums AS MATERIALIZED (
-    -- Materialized CTEs from here on fence each step, so nothing is computed twice and the
-    -- rounding below applies to plain columns (and is inlined).
-    SELECT portfolio_id, positions, priced, packed, round(packed, -64) AS high
-    FROM (
-        SELECT pos.portfolio_id,
-               sum(pos.quantity * (p.packed + pos.average_cost)) AS packed,
-               count(*) AS positions,
-               count(p.packed) AS priced
-        FROM portfolios_position pos
-        LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
-          ON p.asset_id = pos.asset_id
-        WHERE pos.portfolio_id BETWEEN %(low)s AND %(high)s AND pos.portfolio_id = ANY(%(ids)s::bigint[])
-        GROUP BY pos.portfolio_id
-    ) aggregated
 ),
 split AS MATERIALIZED (
     -- The three exact sums back out of the packed one (16 decimals each: round(.., 16) only
@@ -157,8 +169,8 @@ fresh AS MATERIALIZED (
     SELECT pos.id, pos.portfolio_id
     FROM portfolios_position pos
     JOIN prices p ON p.asset_id = pos.asset_id
-    WHERE NOT pos.valued AND pos.portfolio_id BETWEEN %(low)s AND %(high)s
-      AND pos.portfolio_id = ANY(%(ids)s::bigint[]) AND p.price IS NOT NULL
+    WHERE NOT pos.valued AND pos.portfolio_id BETWEEN %(low)s AND %(high)s {position_members}
+      AND p.price IS NOT NULL
 ),
 targets AS MATERIALIZED (
     -- Stored: figures changed, or a position is priced for the first time, or a position's
@@ -202,7 +214,7 @@ snapshots AS (
 -- The moved positions of those portfolios ('m': position id in the third column, symbol in
 -- the fourth, its quantity, average cost, previous valuation's price, price and previous
 -- close in the array), the stored rows someone hears about ('p': a full refresh stores
--- 10,000, the others are only counted), then one summary row ('s': stored, snapshots).
+-- 10,000, the others are only counted), then one summary row ('s': valued, stored, snapshots).
 SELECT 'm' AS kind, m.portfolio_id, m.id, m.symbol, NULL::boolean, NULL::boolean, NULL::bigint, NULL::bigint,
        ARRAY[m.quantity, m.average_cost, m.last, m.price, m.previous]
 FROM moved m
@@ -214,7 +226,8 @@ SELECT 'p', f.id, f.owner_id, f.name, f.figures_changed, f.value_changed, f.posi
 FROM targets f
 WHERE %(everyone)s OR f.id = ANY(%(heard)s::bigint[])
 UNION ALL
-SELECT 's', NULL, NULL, NULL, NULL, NULL, count(*), count(*) FILTER (WHERE figures_changed), NULL
+SELECT 's', NULL, (SELECT count(*) FROM heads), NULL, NULL, NULL, count(*), count(*) FILTER (WHERE figures_changed),
+       NULL
 FROM targets
 ORDER BY 1, 2, 4
 """
@@ -234,8 +247,21 @@ class StoredRow(NamedTuple):
     figures: list[Decimal] | None
 
 
+@dataclass(frozen=True)
+class Span:
+    """Every portfolio with positions whose id lies in low..high (a group of a full refresh)."""
+
+    low: int
+    high: int
+
+    @property
+    def ids(self) -> range:
+        return range(self.low, self.high + 1)
+
+
 @dataclass
 class Stored:
+    valued: int  # portfolios of the group
     rows: list[StoredRow]  # of the portfolios heard about
     moved: dict[int, list[PositionValuation]]  # their moved positions, by portfolio
     portfolios: int  # stored, heard about or not
@@ -252,7 +278,7 @@ def override_asset_prices(overrides: Mapping[str, Decimal] | None) -> tuple[list
 
 
 def group_store_statement(
-    ids: Sequence[int],
+    group: Sequence[int] | Span,
     *,
     now: datetime,
     price_overrides: Mapping[str, Decimal] | None,
@@ -262,8 +288,10 @@ def group_store_statement(
     """The pass's SQL and parameters (the bench EXPLAINs them). `heard`: portfolios whose
     stored rows to return, `listened` (among them): with their figures; None: all."""
     override_assets, override_prices = override_asset_prices(price_overrides)
+    spanned = isinstance(group, Span)
+    ids = group.ids if isinstance(group, Span) else group
     params = {
-        "ids": bigint_array(ids),
+        "ids": "{}" if spanned else bigint_array(ids),
         "low": min(ids, default=0),
         "high": max(ids, default=0),
         "now": now,
@@ -274,14 +302,17 @@ def group_store_statement(
         "heard": bigint_array(sorted(ids if heard is None else heard)),
         "listened": bigint_array(sorted(listened or ())),
     }
-    return _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED), params
+    sql = _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED)
+    for name, text in (_SPANNED if spanned else _LISTED).items():
+        sql = sql.replace("{" + name + "}", text)
+    return sql, params
 
 
 def group_store(sql: str, params: dict[str, Any]) -> Stored:
     """Run the pass (group_store_statement) inside the caller's transaction."""
     with connection.cursor() as cursor:
         cursor.execute(sql, params)
-        *rows, (_, *_, portfolios, snapshots, _) = cursor.fetchall()
+        *rows, (_, _, valued, *_, portfolios, snapshots, _) = cursor.fetchall()
     moved: dict[int, list[PositionValuation]] = {}
     stored: list[StoredRow] = []
     for kind, portfolio_id, key, name, *rest in rows:
@@ -301,4 +332,4 @@ def group_store(sql: str, params: dict[str, Any]) -> Stored:
             )
         else:
             stored.append(StoredRow(portfolio_id, key, name, *rest))
-    return Stored(stored, moved, portfolios, snapshots)
+    return Stored(valued, stored, moved, portfolios, snapshots)

@@ -88,12 +88,16 @@ def test_only_portfolios_holding_changed_symbols_are_recalculated(three_portfoli
     published.clear()
     with CaptureQueriesContext(connection) as queries:
         result = revaluation.portfolios_revalue_for_symbols(symbols=["MSFT"])
-    # find the holders, then one group: the moved positions of listened portfolios and ONE
-    # statement (lock, aggregate, store, snapshot); on SQLite the ORM pass takes a few more.
+    # Whether every held asset changed (no: AAPL, BTC-USD... did not), the portfolios' id span,
+    # the holders in it, then one group: ONE statement (lock, aggregate, store, snapshot, the
+    # moved positions of listened portfolios), then the look for epochs no portfolio points at
+    # any more (none: Gains and Large still point at the first run's). On SQLite the ORM pass
+    # takes a few more.
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     statements = [s for s in statements if not s.startswith("SET LOCAL")]
     if connection.vendor == "postgresql":
-        assert len(statements) == 3, "\n".join(s[:160] for s in statements)
+        assert len(statements) == 5, "\n".join(s[:160] for s in statements)
+        assert sum(s.lstrip().startswith("WITH prices") for s in statements) == 1
     assert result.portfolios_valued == 1
     assert Portfolio.objects.get(name="Large").valued_at == large_valued_at
     assert Portfolio.objects.get(name="Gains").valued_at == large_valued_at
@@ -184,3 +188,23 @@ def test_a_publish_failure_is_logged_and_the_valuation_stays_stored(
     assert result.published == 0
     assert "publishing 1 portfolio events failed" in caplog.text
     assert Portfolio.objects.get(pk=three_portfolios["gains"].pk).valued_at is not None
+
+
+def test_a_full_refresh_revalues_every_portfolio_with_positions_without_looking_up_holders(
+    three_portfolios, ann, published
+):
+    empty = Portfolio.objects.create(owner=ann, name="Empty")
+    held = sorted(set(Position.objects.values_list("asset__symbol", flat=True)))
+    assert revaluation.holdings_all_among(symbols=held)
+    assert not revaluation.holdings_all_among(symbols=held[1:])
+    with CaptureQueriesContext(connection) as queries:
+        result = revaluation.portfolios_revalue_for_symbols(symbols=held)
+    assert result.portfolios_valued == 3
+    assert Portfolio.objects.get(pk=empty.pk).valued_at is None  # holds nothing: not revalued
+    assert Portfolio.objects.filter(valued_at__isnull=False).count() == 3
+    gains = Portfolio.objects.get(name="Gains")
+    assert gains.total_value is not None
+    assert gains.total_value.quantize(Decimal("0.01")) == Decimal("36670.06")
+    if connection.vendor == "postgresql":  # the statement finds the holders itself
+        holders = [q for q in queries.captured_queries if q["sql"].startswith('SELECT DISTINCT "portfolios_position"')]
+        assert holders == []

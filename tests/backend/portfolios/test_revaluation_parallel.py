@@ -12,6 +12,7 @@ from django.db import connection
 
 from backend.portfolios.models import Portfolio, ValuationEpoch, ValuedPrice
 from backend.portfolios.services import revaluation
+from backend.portfolios.services.revaluation_sql import Span
 from backend.portfolios.services.valuation import portfolios_value
 
 from .conftest import hold, quote_set
@@ -37,18 +38,18 @@ def many_portfolios(ann, bob) -> list[Portfolio]:
 
 
 @pytest.fixture
-def small_groups(monkeypatch, settings) -> list[tuple[str, tuple[int, ...]]]:
+def small_groups(monkeypatch, settings) -> list[tuple[str, revaluation.Group]]:
     """Groups of 2 portfolios, split over 2 connections from 2 portfolios per connection on;
     records which thread revalued which group."""
     monkeypatch.setattr(revaluation, "GROUP_SIZE", 2)
     monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
     settings.PORTFOLIO_RECALC_CONNECTIONS = 2
-    calls: list[tuple[str, tuple[int, ...]]] = []
+    calls: list[tuple[str, revaluation.Group]] = []
     original = revaluation._revalue_group_committed
 
-    def recorded(ids, run):
-        calls.append((threading.current_thread().name, tuple(ids)))
-        return original(ids, run)
+    def recorded(group, run):
+        calls.append((threading.current_thread().name, group))
+        return original(group, run)
 
     monkeypatch.setattr(revaluation, "_revalue_group_committed", recorded)
     return calls
@@ -89,22 +90,29 @@ def test_portfolio_id_ranges_cover_every_portfolio_once(many_portfolios, monkeyp
     ranges = revaluation.portfolio_id_ranges(count=3)
     assert len(ranges) == 3
     ids = sorted(p.pk for p in many_portfolios)
-    covered = [pk for pk in ids for r in ranges if r is not None and r[0] <= pk <= r[1]]
+    covered = [pk for pk in ids for low, high in ranges if low <= pk <= high]
     assert covered == ids
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 5)
+    assert len(revaluation.portfolio_id_ranges(count=3)) == 3  # none wider than 5: 12 ids in 3
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 3)
+    assert len(revaluation.portfolio_id_ranges(count=3)) == 6  # 4 would do for 3 wide, 6 shares evenly
     monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 100)
-    assert revaluation.portfolio_id_ranges(count=3) == [None]  # too few to split
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 100)
+    assert revaluation.portfolio_id_ranges(count=3) == [(ids[0], ids[-1])]  # too few to split
 
 
 @postgres_only
 @pytest.mark.django_db(transaction=True)
 def test_a_big_run_revalues_its_groups_on_two_connections_with_the_same_figures(many_portfolios, small_groups):
     before = backends()
+    # Every held asset changed: each group is an id span (all portfolios with positions in it).
     result = revaluation.portfolios_revalue_for_symbols(symbols=SYMBOLS, publish=False)
     threads = {name for name, _ in small_groups}
     assert len(threads) == 2, small_groups  # this thread and one helper
-    revalued = sorted(pk for _, ids in small_groups for pk in ids)
+    spans = [group for _, group in small_groups]
+    assert all(isinstance(span, Span) and span.high - span.low < 2 for span in spans)
+    revalued = sorted(pk for span in spans for pk in span.ids)
     assert revalued == sorted(p.pk for p in many_portfolios)  # each portfolio in exactly one group
-    assert all(len(ids) <= 2 for _, ids in small_groups)
     assert result.portfolios_valued == result.portfolios_changed == 12
     assert result.snapshots_created == 12
     assert len([e for e in result.events if e["type"] == "portfolio_update"]) == 12
@@ -121,6 +129,7 @@ def test_a_big_run_revalues_its_groups_on_two_connections_with_the_same_figures(
     holders = [p for p in many_portfolios if p.positions.filter(asset__symbol="MSFT").exists()]
     assert again.portfolios_changed == len(holders)
     assert {name for name, _ in small_groups} == threads
+    assert all(len(group) <= 2 for _, group in small_groups if not isinstance(group, Span))
     assert_stored_as_python_derives(many_portfolios)
     moved = {(p.portfolio_id, p.symbol) for p in again.moved_positions}
     assert moved == {(p.pk, "MSFT") for p in holders}
