@@ -259,23 +259,26 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     again = portfolios_revalue_for_symbols(symbols=symbols, publish=False)
     rows.append(("rerun, same prices", time.perf_counter() - started, f"{again.portfolios_changed} stored"))
 
-    # The plan of the pass itself, after another full price move (rolled back).
+    # The plan of the pass itself, after another full price move (rolled back): the first of
+    # the run's groups, as the run cuts them (a span of ids per connection).
     from datetime import UTC, datetime
 
-    from backend.portfolios.services.revaluation_sql import group_store_statement
+    from backend.portfolios.services.revaluation_sql import Span, group_store_statement
 
     with connection.cursor() as cursor:
         _refresh_all_prices(cursor)
-    listened = sorted(audience.portfolio_ids or ())
+    low, high = revaluation.portfolio_id_ranges(count=settings.PORTFOLIO_RECALC_CONNECTIONS)[0]
+    span = Span(low, high)
+    listened = audience.portfolios_listened(span.ids) or []
     sql, params = group_store_statement(
-        all_ids,
+        span,
         now=datetime.now(UTC),
         price_overrides=None,
-        heard=audience.portfolios_heard(all_ids),
+        heard=audience.portfolios_heard(span.ids),
         listened=listened,
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        revaluation.aggregation_memory_raise(group_size=len(all_ids))
+        revaluation.aggregation_memory_raise(group_size=len(span.ids))
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
         plan = "\n".join(line for (line,) in cursor.fetchall())
@@ -283,9 +286,10 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     # The id array literals would fill the file: shown elided.
     plan = re.sub(r"ARRAY\[[0-9, ]{200,}\]|'\{[0-9,]{200,}\}'", "<ids>", plan)
     PLAN_PATH.write_text(
-        f"-- the revaluation statement (backend/portfolios/services/revaluation_sql.py) over {PORTFOLIOS} "
-        f"portfolios x {POSITIONS_EACH} positions, {ASSETS} assets, after a full price move, "
-        f"{len(listened)} portfolios listened (PostgreSQL {connection.pg_version})\n\n{plan}\n"  # type: ignore[attr-defined]
+        f"-- the revaluation statement (backend/portfolios/services/revaluation_sql.py) of the group of "
+        f"portfolios {low}..{high} (of {PORTFOLIOS} x {POSITIONS_EACH} positions, {ASSETS} assets; the other "
+        f"group runs beside it on a second connection), after a full price move, {len(listened)} of its "
+        f"portfolios listened (PostgreSQL {connection.pg_version})\n\n{plan}\n"  # type: ignore[attr-defined]
     )
     return rows
 

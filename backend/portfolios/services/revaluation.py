@@ -31,7 +31,7 @@ from typing import ClassVar, cast
 from django.conf import settings
 from django.db import OperationalError, connection, transaction
 from django.db import connections as db_connections
-from django.db.models import Exists, Field, Max, Min, OuterRef
+from django.db.models import Count, Exists, Field, Max, Min, OuterRef
 
 from backend.market.models import Asset, Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuationEpoch, ValuedPrice
@@ -100,15 +100,25 @@ class Audience:
         return self.owner_ids is None or owner_id in self.owner_ids
 
     def portfolios_heard(self, ids: Sequence[int]) -> Sequence[int]:
-        """Those of these portfolios someone can hear about: subscribed, or the owner is
-        connected (one indexed query for the owners' portfolios)."""
+        """Those of these portfolios (a list, or a range of ids) someone can hear about:
+        subscribed, or the owner is connected (one indexed query for the owners' portfolios).
+        Only the audience's own, small, sets are walked."""
         if self.portfolio_ids is None or self.owner_ids is None:
             return ids
-        heard = self.portfolio_ids.intersection(ids)
+        members = ids if isinstance(ids, range) else frozenset(ids)
+        heard = {pk for pk in self.portfolio_ids if pk in members}
         if self.owner_ids:
             owned = Portfolio.objects.filter(AnyOf("owner_id", self.owner_ids)).values_list("pk", flat=True)
-            heard |= set(ids).intersection(owned)
+            heard.update(pk for pk in owned if pk in members)
         return sorted(heard)
+
+    def portfolios_listened(self, ids: Sequence[int]) -> list[int] | None:
+        """Those of these portfolios (a list, or a range of ids) with a live subscriber;
+        None: all of them."""
+        if self.portfolio_ids is None:
+            return None
+        members = ids if isinstance(ids, range) else frozenset(ids)
+        return sorted(pk for pk in self.portfolio_ids if pk in members)
 
 
 Audience.EVERYONE = Audience()
@@ -247,7 +257,7 @@ def _revalue_group_sql(group: Group, run: _Run, result: RevalueResult) -> None:
         cursor.execute("SET LOCAL jit = off")
     heard = set(audience.portfolios_heard(ids))
     everyone = audience.everyone
-    listened = None if everyone else [pk for pk in ids if audience.listens_to(pk)]
+    listened = None if everyone else audience.portfolios_listened(ids)
     stored = group_store(
         *group_store_statement(
             group, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
@@ -516,19 +526,18 @@ def portfolios_holding(*, symbols: Collection[str], between: tuple[int, int] | N
 
 
 def portfolio_id_ranges(*, count: int) -> list[tuple[int, int]]:
-    """The portfolios' id span cut into equal ranges, at least `count` of them if the span
-    is wide enough to be worth splitting (PARALLEL_MIN_GROUP each), none wider than
-    GROUP_SIZE, a multiple of `count` in number. Empty: no portfolios."""
-    bounds = Portfolio.objects.aggregate(low=Min("pk"), high=Max("pk"))
-    low, high = bounds["low"], bounds["high"]
+    """The portfolios' id span cut into equal ranges: at least `count` of them (a multiple of
+    it) if there are enough portfolios to be worth splitting (PARALLEL_MIN_GROUP each), and
+    enough that one holds about GROUP_SIZE portfolios at most. Empty: no portfolios."""
+    bounds = Portfolio.objects.aggregate(low=Min("pk"), high=Max("pk"), portfolios=Count("pk"))
+    low, high, portfolios = bounds["low"], bounds["high"], bounds["portfolios"]
     if low is None or high is None:
         return []
-    width = high - low + 1
-    parts = -(-width // GROUP_SIZE)
-    parallel = min(count, width // PARALLEL_MIN_GROUP)
+    parts = -(-portfolios // GROUP_SIZE)
+    parallel = min(count, portfolios // PARALLEL_MIN_GROUP)
     if parallel > 1:
         parts = -(-parts // parallel) * parallel
-    step = -(-width // parts)
+    step = -(-(high - low + 1) // parts)
     return [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
 
 

@@ -292,8 +292,8 @@ def group_store_statement(
     ids = group.ids if isinstance(group, Span) else group
     params = {
         "ids": "{}" if spanned else bigint_array(ids),
-        "low": min(ids, default=0),
-        "high": max(ids, default=0),
+        "low": group.low if isinstance(group, Span) else min(ids, default=0),
+        "high": group.high if isinstance(group, Span) else max(ids, default=0),
         "now": now,
         "places": PLACES,
         "override_assets": bigint_array(override_assets),

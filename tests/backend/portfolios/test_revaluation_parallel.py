@@ -154,3 +154,20 @@ def test_a_group_failing_on_a_helper_connection_fails_the_run_and_keeps_what_com
     valued = Portfolio.objects.filter(valued_at__isnull=False).count()
     assert 0 < valued < 12  # the groups that ran before the failure (or beside it) stay stored
     assert Portfolio.objects.get(pk=last).valued_at is None
+
+
+def test_an_audience_is_narrowed_to_a_span_by_walking_its_own_sets_only():
+    audience = revaluation.Audience(frozenset({1, 5, 9, 12}), frozenset())
+    assert audience.portfolios_listened(range(4, 10)) == [5, 9]
+    assert audience.portfolios_heard(range(4, 10)) == [5, 9]  # no owner connected: no query
+    assert audience.portfolios_listened([9, 12, 40]) == [9, 12]
+    assert revaluation.Audience.EVERYONE.portfolios_listened(range(0, 10**12)) is None
+
+
+@pytest.mark.django_db
+def test_a_connected_owners_portfolios_in_the_span_are_heard(many_portfolios):
+    owner = many_portfolios[1].owner_id  # ann: the odd ones
+    audience = revaluation.Audience(frozenset(), frozenset({owner}))
+    ids = [p.pk for p in many_portfolios]
+    span = range(ids[0], ids[5] + 1)
+    assert audience.portfolios_heard(span) == [p.pk for p in many_portfolios[:6] if p.owner_id == owner]
