@@ -263,12 +263,12 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     # the run's groups, as the run cuts them (a span of ids per connection).
     from datetime import UTC, datetime
 
-    from backend.portfolios.services.revaluation_sql import Span, group_store_statement
+    from backend.portfolios.services.revaluation_sql import group_store_statement
 
     with connection.cursor() as cursor:
         _refresh_all_prices(cursor)
-    low, high = revaluation.portfolio_id_ranges(count=settings.PORTFOLIO_RECALC_CONNECTIONS)[0]
-    span = Span(low, high)
+    span = revaluation.portfolio_id_spans(count=settings.PORTFOLIO_RECALC_CONNECTIONS)[0]
+    low, high = span.low, span.high
     listened = audience.portfolios_listened(span.ids) or []
     sql, params = group_store_statement(
         span,

@@ -29,7 +29,7 @@ from functools import partial
 from typing import ClassVar, cast
 
 from django.conf import settings
-from django.db import OperationalError, connection, transaction
+from django.db import DatabaseError, OperationalError, connection, transaction
 from django.db import connections as db_connections
 from django.db.models import Count, Exists, Field, Max, Min, OuterRef
 
@@ -179,13 +179,13 @@ def _stored_figures(figures: Figures) -> Figures:
     return Figures(*(_stored(getattr(figures, name)) for name in FIGURE_FIELDS))
 
 
-def groups_split(ids: Sequence[int], *, connections_: int) -> list[Sequence[int]]:
+def groups_split(ids: Sequence[int], *, connection_count: int) -> list[Sequence[int]]:
     """At most GROUP_SIZE portfolios each, of even sizes; a big run gets a multiple of the
     connections it may use, so they finish together."""
     if not ids:
         return []
     count = -(-len(ids) // GROUP_SIZE)
-    parallel = min(connections_, len(ids) // PARALLEL_MIN_GROUP)
+    parallel = min(connection_count, len(ids) // PARALLEL_MIN_GROUP)
     if parallel > 1:
         count = -(-count // parallel) * parallel
     size = -(-len(ids) // count)
@@ -255,13 +255,11 @@ def _revalue_group_sql(group: Group, run: _Run, result: RevalueResult) -> None:
         # The statement's cost estimate is far above jit_above_cost, and compiling its
         # expressions took longer (1.8 s) than running them.
         cursor.execute("SET LOCAL jit = off")
-    heard = set(audience.portfolios_heard(ids))
     everyone = audience.everyone
+    heard = None if everyone else set(audience.portfolios_heard(ids))
     listened = None if everyone else audience.portfolios_listened(ids)
     stored = group_store(
-        *group_store_statement(
-            group, now=now, price_overrides=price_overrides, heard=None if everyone else heard, listened=listened
-        )
+        *group_store_statement(group, now=now, price_overrides=price_overrides, heard=heard, listened=listened)
     )
     unsent = Figures(*(Decimal(0),) * len(FIGURE_FIELDS))  # an owner is told of positions only
     for row in stored.rows:
@@ -322,7 +320,8 @@ def epochs_collect() -> None:
 def _revalue_group_orm(group: Group, run: _Run, result: RevalueResult) -> None:
     """Any database (SQLite): the same pass through the ORM, figures derived in Python."""
     now, price_overrides, audience = run.now, run.price_overrides, run.audience
-    assert not isinstance(group, Span), "spans are a PostgreSQL pass's"
+    if isinstance(group, Span):
+        raise TypeError("a span of ids is a PostgreSQL pass's group")
     ids = group
     heads = list(
         Portfolio.objects.filter(AnyOf("pk", ids))
@@ -411,16 +410,23 @@ def _revalue_group_committed(group: Group, run: _Run) -> RevalueResult:
 Share = Callable[[], Sequence[int] | Span]
 
 
+def _given(portfolios: Group) -> Group:
+    """A share whose portfolios are known before it runs."""
+    return portfolios
+
+
 def _described(group: Group) -> str:
     return f"{group.low}..{group.high}" if isinstance(group, Span) else f"of {len(group)} portfolios"
 
 
-def _shares_revalue(shares: Sequence[Share], run: _Run, *, connections_: int) -> RevalueResult:
+def _shares_revalue(shares: Sequence[Share], run: _Run, *, connection_count: int) -> RevalueResult:
     """Every share, its portfolios in groups of at most GROUP_SIZE, each group in its own
-    transaction; on up to `connections_` connections at once (this thread's and helper
+    transaction; on up to `connection_count` connections at once (this thread's and helper
     threads' own, closed when they finish). Shares hold disjoint portfolios, so groups running
     side by side never wait for each other's locks. If a group fails, the groups already
     committed stay committed, as when run one by one."""
+    if not shares:
+        return RevalueResult()
     results: list[RevalueResult] = [RevalueResult() for _ in shares]
     pending = iter(enumerate(shares))
     taking = threading.Lock()
@@ -435,7 +441,7 @@ def _shares_revalue(shares: Sequence[Share], run: _Run, *, connections_: int) ->
             index, share = item
             try:
                 portfolios = share()
-                groups = [portfolios] if isinstance(portfolios, Span) else groups_split(portfolios, connections_=1)
+                groups = [portfolios] if isinstance(portfolios, Span) else groups_split(portfolios, connection_count=1)
                 for group in groups:
                     results[index].merge(_revalue_group_committed(group, run))
             except BaseException:
@@ -448,14 +454,21 @@ def _shares_revalue(shares: Sequence[Share], run: _Run, *, connections_: int) ->
         finally:
             db_connections.close_all()  # this thread's only
 
-    helpers = min(len(shares), connections_) - 1
-    with ThreadPoolExecutor(max_workers=helpers or 1, thread_name_prefix="revalue") as pool:
-        futures = [pool.submit(helper) for _ in range(helpers)]
-        try:
-            drain()
-        finally:
-            for future in futures:
-                future.result()
+    helpers = min(len(shares), connection_count) - 1
+    if helpers < 1:
+        drain()
+    else:
+        with ThreadPoolExecutor(max_workers=helpers, thread_name_prefix="revalue") as pool:
+            futures = [pool.submit(helper) for _ in range(helpers)]
+            try:
+                drain()
+                for future in futures:
+                    future.result()
+            except BaseException:
+                # This thread's own failure, a helper's, or the task's soft time limit landing
+                # while it waits: the helpers finish their group and take no more.
+                failed.set()
+                raise
     result = RevalueResult()
     for part in results:
         result.merge(part)
@@ -476,10 +489,15 @@ def _revalue_run(
     audience = audience or audience_live()
     run = _Run(now=now, price_overrides=price_overrides, audience=audience)
     parallel = connection.vendor == "postgresql" and not connection.in_atomic_block
-    connections_ = max(1, settings.PORTFOLIO_RECALC_CONNECTIONS) if parallel else 1
-    result = _shares_revalue(split(connections_), run, connections_=connections_)
+    connection_count = max(1, settings.PORTFOLIO_RECALC_CONNECTIONS) if parallel else 1
+    result = _shares_revalue(split(connection_count), run, connection_count=connection_count)
     if result.portfolios_changed:
-        epochs_collect()
+        try:
+            epochs_collect()
+        except DatabaseError:
+            # Housekeeping: the next run collects them. The figures are stored, so the events
+            # must still go out.
+            logger.warning("collecting unreferenced valuation epochs failed", exc_info=True)
     result.events = _events_build(result.changed, now=now, audience=audience)
     if publish and result.events:
         events = result.events
@@ -509,7 +527,7 @@ def portfolios_revalue(
     the commit of an enclosing transaction and happens once, for the whole run."""
     ids = sorted(set(portfolio_ids))
     return _revalue_run(
-        lambda n: [partial(list, group) for group in groups_split(ids, connections_=n)],
+        lambda n: [partial(_given, group) for group in groups_split(ids, connection_count=n)],
         price_overrides=price_overrides,
         publish=publish,
         now=now,
@@ -517,18 +535,20 @@ def portfolios_revalue(
     )
 
 
-def portfolios_holding(*, symbols: Collection[str], between: tuple[int, int] | None = None) -> list[int]:
-    """The portfolios holding any of these symbols (with ids in `between`)."""
-    positions = Position.objects.filter(asset__symbol__in=list(symbols))
-    if between is not None:
-        positions = positions.filter(portfolio_id__gte=between[0], portfolio_id__lte=between[1])
-    return list(positions.order_by("portfolio_id").values_list("portfolio_id", flat=True).distinct())
+def portfolios_holding(*, symbols: Collection[str]) -> list[int]:
+    return list(
+        Position.objects.filter(asset__symbol__in=list(symbols))
+        .order_by("portfolio_id")
+        .values_list("portfolio_id", flat=True)
+        .distinct()
+    )
 
 
-def portfolio_id_ranges(*, count: int) -> list[tuple[int, int]]:
-    """The portfolios' id span cut into equal ranges: at least `count` of them (a multiple of
-    it) if there are enough portfolios to be worth splitting (PARALLEL_MIN_GROUP each), and
-    enough that one holds about GROUP_SIZE portfolios at most. Empty: no portfolios."""
+def portfolio_id_spans(*, count: int) -> list[Span]:
+    """PostgreSQL: the portfolios cut by id into spans of about equal numbers of portfolios
+    (at id quantiles, so gaps in the ids do not matter): at least `count` of them, a multiple
+    of it, if there are enough portfolios to be worth splitting (PARALLEL_MIN_GROUP each),
+    and enough that none holds more than about GROUP_SIZE. Empty: no portfolios."""
     bounds = Portfolio.objects.aggregate(low=Min("pk"), high=Max("pk"), portfolios=Count("pk"))
     low, high, portfolios = bounds["low"], bounds["high"], bounds["portfolios"]
     if low is None or high is None:
@@ -537,8 +557,17 @@ def portfolio_id_ranges(*, count: int) -> list[tuple[int, int]]:
     parallel = min(count, portfolios // PARALLEL_MIN_GROUP)
     if parallel > 1:
         parts = -(-parts // parallel) * parallel
-    step = -(-(high - low + 1) // parts)
-    return [(start, min(start + step - 1, high)) for start in range(low, high + 1, step)]
+    cuts: list[int] = []
+    if parts > 1:
+        with connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT percentile_disc(%s::float8[]) WITHIN GROUP (ORDER BY id) FROM portfolios_portfolio",
+                [[index / parts for index in range(1, parts)]],
+            )
+            (cuts,) = cursor.fetchone()
+    ends = [*sorted(set(cuts) - {high}), high]
+    starts = [low, *(end + 1 for end in ends[:-1])]
+    return [Span(start, end) for start, end in zip(starts, ends, strict=True)]
 
 
 def holdings_all_among(*, symbols: Collection[str]) -> bool:
@@ -553,17 +582,17 @@ def portfolios_revalue_for_symbols(
     *, symbols: Collection[str], publish: bool = True, audience: Audience | None = None
 ) -> RevalueResult:
     """Revalue exactly the portfolios that hold any of these symbols (the ones a fetch batch
-    changed). The run is cut into id ranges, each revalued by one connection: on PostgreSQL,
-    when every held asset is among the symbols, a range is one group of every portfolio with
-    positions in it; otherwise that connection first looks up the holders in its range."""
+    changed). On PostgreSQL, when every held asset is among them (a full refresh), the run is
+    cut into id spans, each one group of every portfolio with positions in it, found by the
+    group's own statement; otherwise the holders are looked up first."""
     if not symbols:
         return RevalueResult()
     spans = connection.vendor == "postgresql" and holdings_all_among(symbols=symbols)
 
     def split(count: int) -> list[Share]:
-        ranges = portfolio_id_ranges(count=count)
         if spans:
-            return [partial(Span, low, high) for low, high in ranges]
-        return [partial(portfolios_holding, symbols=symbols, between=r) for r in ranges]
+            return [partial(_given, span) for span in portfolio_id_spans(count=count)]
+        holders = portfolios_holding(symbols=symbols)
+        return [partial(_given, group) for group in groups_split(holders, connection_count=count)]
 
     return _revalue_run(split, price_overrides=None, publish=publish, now=None, audience=audience)

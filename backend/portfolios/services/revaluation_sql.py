@@ -111,7 +111,7 @@ moved AS MATERIALIZED (
     JOIN market_asset a ON a.id = pos.asset_id
     LEFT JOIN portfolios_valuedprice vp
       ON pos.valued AND vp.epoch_id = h.valued_epoch AND vp.asset_id = pos.asset_id
-    WHERE pos.portfolio_id = ANY(%(heard)s::bigint[])
+    WHERE (%(everyone)s OR pos.portfolio_id = ANY(%(heard)s::bigint[]))
       AND p.price IS NOT NULL AND vp.price IS DISTINCT FROM p.price
 ),
 split AS MATERIALIZED (
@@ -299,7 +299,7 @@ def group_store_statement(
         "override_assets": bigint_array(override_assets),
         "override_prices": override_prices,
         "everyone": heard is None,
-        "heard": bigint_array(sorted(ids if heard is None else heard)),
+        "heard": bigint_array(sorted(heard or ())),
         "listened": bigint_array(sorted(listened or ())),
     }
     sql = _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED)
@@ -315,6 +315,7 @@ def group_store(sql: str, params: dict[str, Any]) -> Stored:
         *rows, (_, _, valued, *_, portfolios, snapshots, _) = cursor.fetchall()
     moved: dict[int, list[PositionValuation]] = {}
     stored: list[StoredRow] = []
+    # 'm' rows carry a position's id and symbol in the owner and name columns.
     for kind, portfolio_id, key, name, *rest in rows:
         if kind == "m":
             quantity, average_cost, last, price, previous = rest[-1]

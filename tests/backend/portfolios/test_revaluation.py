@@ -88,15 +88,14 @@ def test_only_portfolios_holding_changed_symbols_are_recalculated(three_portfoli
     published.clear()
     with CaptureQueriesContext(connection) as queries:
         result = revaluation.portfolios_revalue_for_symbols(symbols=["MSFT"])
-    # Whether every held asset changed (no: AAPL, BTC-USD... did not), the portfolios' id span,
-    # the holders in it, then one group: ONE statement (lock, aggregate, store, snapshot, the
-    # moved positions of listened portfolios), then the look for epochs no portfolio points at
-    # any more (none: Gains and Large still point at the first run's). On SQLite the ORM pass
-    # takes a few more.
+    # Whether every held asset changed (no: AAPL, BTC-USD... did not), the holders, then one
+    # group: ONE statement (lock, aggregate, store, snapshot, the moved positions of listened
+    # portfolios), then the look for epochs no portfolio points at any more (none: Gains and
+    # Large still point at the first run's). On SQLite the ORM pass takes a few more.
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
     statements = [s for s in statements if not s.startswith("SET LOCAL")]
     if connection.vendor == "postgresql":
-        assert len(statements) == 5, "\n".join(s[:160] for s in statements)
+        assert len(statements) == 4, "\n".join(s[:160] for s in statements)
         assert sum(s.lstrip().startswith("WITH prices") for s in statements) == 1
     assert result.portfolios_valued == 1
     assert Portfolio.objects.get(name="Large").valued_at == large_valued_at

@@ -4,7 +4,10 @@ events as one by one, the epochs collected once after, and the helpers' connecti
 
 from __future__ import annotations
 
+import itertools
 import threading
+import time
+from datetime import UTC, datetime
 from decimal import ROUND_HALF_EVEN, Decimal
 
 import pytest
@@ -62,6 +65,14 @@ def backends() -> int:
     return int(count)
 
 
+def backends_settle(expected: int, timeout: float = 5.0) -> int:
+    """A closed connection's backend leaves pg_stat_activity a moment after the close."""
+    deadline = time.monotonic() + timeout
+    while (count := backends()) != expected and time.monotonic() < deadline:
+        time.sleep(0.05)
+    return count
+
+
 def assert_stored_as_python_derives(portfolios: list[Portfolio]) -> None:
     expected = portfolios_value(portfolios=Portfolio.objects.filter(pk__in=[p.pk for p in portfolios]))
     assert len(expected) == len(portfolios)
@@ -77,28 +88,46 @@ def test_groups_split_gives_each_connection_an_even_share_within_the_group_size(
     monkeypatch.setattr(revaluation, "GROUP_SIZE", 4)
     monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
     ids = list(range(10))
-    assert [len(g) for g in revaluation.groups_split(ids, connections_=1)] == [4, 4, 2]
-    assert [len(g) for g in revaluation.groups_split(ids, connections_=2)] == [3, 3, 3, 1]  # 4 groups: 2 each
-    assert [len(g) for g in revaluation.groups_split(ids[:3], connections_=2)] == [3]  # too few to split
-    assert [i for g in revaluation.groups_split(ids, connections_=2) for i in g] == ids
-    assert revaluation.groups_split([], connections_=2) == []
+    assert [len(g) for g in revaluation.groups_split(ids, connection_count=1)] == [4, 4, 2]
+    assert [len(g) for g in revaluation.groups_split(ids, connection_count=2)] == [3, 3, 3, 1]  # 4 groups: 2 each
+    assert [len(g) for g in revaluation.groups_split(ids[:3], connection_count=2)] == [3]  # too few to split
+    assert [i for g in revaluation.groups_split(ids, connection_count=2) for i in g] == ids
+    assert revaluation.groups_split([], connection_count=2) == []
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_portfolio_id_spans_cover_every_portfolio_once_in_about_equal_numbers(many_portfolios, monkeypatch):
+    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
+    ids = sorted(p.pk for p in many_portfolios)
+    # Gaps in the ids: spans are cut at id quantiles, not at equal widths.
+    Portfolio.objects.filter(pk__in=ids[1:5]).delete()
+    kept = [ids[0], *ids[5:]]
+    spans = revaluation.portfolio_id_spans(count=2)
+    assert len(spans) == 2
+    counts = [len([pk for pk in kept if span.low <= pk <= span.high]) for span in spans]
+    assert counts == [4, 4]
+    assert spans[0].low == kept[0]
+    assert spans[-1].high == kept[-1]
+    assert all(a.high + 1 == b.low for a, b in itertools.pairwise(spans))
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 3)
+    assert len(revaluation.portfolio_id_spans(count=2)) == 4  # 3 would hold 3 each; 4 share evenly
+    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 100)
+    monkeypatch.setattr(revaluation, "GROUP_SIZE", 100)
+    assert revaluation.portfolio_id_spans(count=2) == [Span(kept[0], kept[-1])]  # too few to split
+    Portfolio.objects.all().delete()
+    assert revaluation.portfolio_id_spans(count=2) == []
+
+
+def test_an_empty_run_revalues_nothing_and_starts_no_thread():
+    run = revaluation._Run(now=datetime.now(UTC), price_overrides=None, audience=revaluation.Audience.EVERYONE)
+    assert revaluation._shares_revalue([], run, connection_count=2).portfolios_valued == 0
 
 
 @pytest.mark.django_db
-def test_portfolio_id_ranges_cover_every_portfolio_once(many_portfolios, monkeypatch):
-    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 2)
-    ranges = revaluation.portfolio_id_ranges(count=3)
-    assert len(ranges) == 3
-    ids = sorted(p.pk for p in many_portfolios)
-    covered = [pk for pk in ids for low, high in ranges if low <= pk <= high]
-    assert covered == ids
-    monkeypatch.setattr(revaluation, "GROUP_SIZE", 5)
-    assert len(revaluation.portfolio_id_ranges(count=3)) == 3  # none wider than 5: 12 ids in 3
-    monkeypatch.setattr(revaluation, "GROUP_SIZE", 3)
-    assert len(revaluation.portfolio_id_ranges(count=3)) == 6  # 4 would do for 3 wide, 6 shares evenly
-    monkeypatch.setattr(revaluation, "PARALLEL_MIN_GROUP", 100)
-    monkeypatch.setattr(revaluation, "GROUP_SIZE", 100)
-    assert revaluation.portfolio_id_ranges(count=3) == [(ids[0], ids[-1])]  # too few to split
+def test_revaluing_no_portfolios_is_a_no_op():
+    assert revaluation.portfolios_revalue(portfolio_ids=[], publish=False).portfolios_valued == 0
+    assert revaluation.portfolios_revalue_for_symbols(symbols=["AAPL"], publish=False).portfolios_valued == 0
 
 
 @postgres_only
@@ -121,7 +150,7 @@ def test_a_big_run_revalues_its_groups_on_two_connections_with_the_same_figures(
     referenced = set(Portfolio.objects.values_list("valued_epoch", flat=True))
     assert set(ValuationEpoch.objects.values_list("pk", flat=True)) == referenced
     assert set(ValuedPrice.objects.values_list("epoch_id", flat=True)) == referenced
-    assert backends() == before  # the helper's connection is closed
+    assert backends_settle(before) == before  # the helper's connection is closed
 
     quote_set("MSFT", "420.25", "415.75")
     small_groups.clear()
@@ -171,3 +200,26 @@ def test_a_connected_owners_portfolios_in_the_span_are_heard(many_portfolios):
     ids = [p.pk for p in many_portfolios]
     span = range(ids[0], ids[5] + 1)
     assert audience.portfolios_heard(span) == [p.pk for p in many_portfolios[:6] if p.owner_id == owner]
+
+
+@postgres_only
+@pytest.mark.django_db
+def test_a_span_group_tells_only_its_audience_and_stores_everyone(many_portfolios):
+    watched = [many_portfolios[0], many_portfolios[3]]  # bob's P0, ann's P3
+    ann = many_portfolios[1].owner_id
+    audience = revaluation.Audience(frozenset(p.pk for p in watched), frozenset({ann}))
+    revaluation.portfolios_revalue_for_symbols(symbols=SYMBOLS, publish=False, audience=audience)
+    quote_set("AAPL", "195.50", "188.00")  # +2.6 %: every portfolio holds AAPL
+    result = revaluation.portfolios_revalue_for_symbols(symbols=SYMBOLS, publish=False, audience=audience)
+    assert result.portfolios_changed == 12  # stored for everyone
+    assert_stored_as_python_derives(many_portfolios)
+    updates = sorted(e["group"] for e in result.events if e["type"] == "portfolio_update")
+    assert updates == sorted(f"portfolio.{p.pk}" for p in watched)
+    moves = [e for e in result.events if e["type"] == "position_update"]
+    assert {e["group"] for e in moves} == {f"user.{ann}"}
+    assert sorted(e["data"]["portfolio_id"] for e in moves) == sorted(
+        p.pk for p in many_portfolios if p.owner_id == ann
+    )
+    assert all(e["data"]["symbol"] == "AAPL" and e["data"]["significant_change"] for e in moves)
+    p3 = next(e["data"] for e in result.events if e["group"] == f"portfolio.{watched[1].pk}")
+    assert [p["symbol"] for p in p3["positions_updated"]] == ["AAPL"]
