@@ -274,12 +274,18 @@ def position_valuation(
     quantity: Decimal,
     average_cost: Decimal,
     last_valued_price: Decimal | None,
-    price: Decimal,
-    previous_close: Decimal,
+    price: Decimal | None,
+    previous_close: Decimal | None,
 ) -> PositionValuation:
-    """A priced position's figures from its columns, exact: the products have at most 48
-    digits (quantity 28, a price 20), well inside DERIVED_CONTEXT's 60."""
+    """A position's figures from its columns (no price: no value and no change), exact: the
+    products have at most 48 digits (quantity 28, a price 20), well inside DERIVED_CONTEXT's
+    60. The one derivation of both passes and of the API's reads."""
     multiply = DERIVED_CONTEXT.multiply
+    value = change = None
+    if price is not None:
+        value = multiply(quantity, price)
+        previous = previous_close if previous_close is not None else price  # none: no change today
+        change = multiply(quantity, DERIVED_CONTEXT.subtract(price, previous))
     return PositionValuation(
         position_id,
         portfolio_id,
@@ -288,8 +294,8 @@ def position_valuation(
         average_cost,
         last_valued_price,
         price,
-        multiply(quantity, price),
-        multiply(quantity, DERIVED_CONTEXT.subtract(price, previous_close)),
+        value,
+        change,
         multiply(quantity, average_cost),
     )
 
@@ -300,17 +306,12 @@ def positions_value(
     price_overrides: Mapping[str, Decimal] | None = None,
     moved_only: bool = False,
 ) -> list[PositionValuation]:
-    """Each position's figures, computed in SQL (one query); the rows are only packed here.
-    `moved_only`: just the positions priced at something other than the price of their
-    previous valuation (previous_price_expression)."""
+    """Each position's figures: its columns and prices in one query, the products by
+    position_valuation. `moved_only`: just the positions priced at something other than the
+    price of their previous valuation (previous_price_annotations)."""
     price = price_expression("", price_overrides)
     previous = _previous_close_expression("", price, price_overrides)
-    queryset = positions.annotate(**previous_price_annotations()).annotate(
-        v_price=price,
-        v_value=_product(F("quantity"), price),
-        v_change=_product(F("quantity"), price - previous),
-        v_cost=_product(F("quantity"), F("average_cost")),
-    )
+    queryset = positions.annotate(**previous_price_annotations()).annotate(v_price=price, v_previous=previous)
     if moved_only:
         queryset = queryset.filter(v_price__isnull=False).filter(Q(v_last__isnull=True) | ~Q(v_last=F("v_price")))
     rows = queryset.values_list(
@@ -321,11 +322,21 @@ def positions_value(
         "average_cost",
         "v_last",
         "v_price",
-        "v_value",
-        "v_change",
-        "v_cost",
+        "v_previous",
     ).order_by("portfolio_id", "asset__symbol")
-    return [PositionValuation._make(row) for row in rows]
+    return [
+        position_valuation(
+            position_id=pk,
+            portfolio_id=portfolio_id,
+            symbol=symbol,
+            quantity=quantity,
+            average_cost=average_cost,
+            last_valued_price=last,
+            price=current,
+            previous_close=previous_close,
+        )
+        for pk, portfolio_id, symbol, quantity, average_cost, last, current, previous_close in rows
+    ]
 
 
 def group_by_portfolio(positions: Iterable[PositionValuation]) -> dict[int, list[PositionValuation]]:

@@ -119,7 +119,7 @@ def test_portfolio_id_spans_cover_every_portfolio_once_in_about_equal_numbers(ma
     assert revaluation.portfolio_id_spans(count=2) == []
 
 
-def test_an_empty_run_revalues_nothing_and_starts_no_thread():
+def test_an_empty_run_revalues_nothing():
     run = revaluation._Run(now=datetime.now(UTC), price_overrides=None, audience=revaluation.Audience.EVERYONE)
     assert revaluation._shares_revalue([], run, connection_count=2).portfolios_valued == 0
 
