@@ -68,7 +68,7 @@ def _build_bare_app() -> Any:
     django.setup()
     from channels.generic.websocket import AsyncWebsocketConsumer
 
-    from consumers.groups import asset_group
+    from backend.realtime.groups import asset_group
 
     class BareConsumer(AsyncWebsocketConsumer):
         """What the Channels tutorial does: join a layer group per subscription, forward."""
@@ -211,8 +211,9 @@ def publisher_main(
     from asgiref.sync import async_to_sync
     from channels.layers import get_channel_layer
 
-    from consumers.groups import asset_group
-    from consumers.publish import asset_event, publish_batch
+    from backend.realtime.events import asset_event
+    from backend.realtime.groups import asset_group
+    from backend.realtime.publish import publish_batch
 
     def payload(symbol: str, tick: int) -> Any:
         return {

@@ -49,7 +49,7 @@ def _seed(n: int) -> list[str]:
 
 
 def _clear_pipeline_keys() -> None:
-    from backend.market.services.redis_client import redis_client
+    from backend.core.redis import redis_client
 
     client = redis_client()
     for key in client.scan_iter("tf:*", count=1000):

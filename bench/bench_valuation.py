@@ -105,7 +105,7 @@ def _clients_connect(node: str) -> tuple[int, int]:
     from django.conf import settings
 
     from backend.portfolios.models import Portfolio
-    from consumers.registry import PREFIX, ConnectionManager
+    from backend.realtime.registry import PREFIX, ConnectionManager
 
     owners: dict[int, list[int]] = {}
     for pk, owner_id in Portfolio.objects.order_by("pk").values_list("pk", "owner_id"):
@@ -136,7 +136,7 @@ def _clients_connect(node: str) -> tuple[int, int]:
 
 
 def _clients_disconnect(node: str) -> None:
-    from consumers.registry import PREFIX, ConnectionManager
+    from backend.realtime.registry import PREFIX, ConnectionManager
 
     manager = ConnectionManager()
     manager.redis.delete(f"{PREFIX}alive:{node}", f"{PREFIX}conns:{node}", f"{PREFIX}users:{node}")

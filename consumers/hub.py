@@ -25,10 +25,10 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from backend.realtime.groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP
 from config.gc_policy import gc_collect_if_quiet, gc_tune_process
 
 from .auth import credentials_check_many
-from .groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP
 from .outbox import COALESCED_TYPES, encode_data, envelope_prefix
 from .registry import NodeRegistry, new_node_id
 
@@ -43,8 +43,7 @@ def _snapshots(*, symbols: set[str], portfolios: dict[int, int]) -> list[dict[st
     """Current asset and portfolio snapshots as publishable events."""
     from backend.market.selectors import asset_snapshot
     from backend.portfolios.selectors import portfolio_snapshot
-
-    from .publish import asset_event, portfolio_event
+    from backend.realtime.events import asset_event, portfolio_event
 
     events: list[dict[str, Any]] = []
     for symbol in sorted(symbols):

@@ -11,7 +11,6 @@ import asyncio
 import time
 import uuid
 from collections.abc import Awaitable, Callable
-from datetime import UTC, datetime
 from typing import Any
 
 from channels.consumer import get_handler_name
@@ -19,23 +18,20 @@ from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
+from backend.core.clock import utc_now_iso
 from backend.market.models import Asset
 from backend.market.selectors import asset_snapshot
 from backend.market.services.tracking import asset_track
 from backend.ops.logging import connection_id_var
 from backend.portfolios.selectors import portfolio_snapshot
+from backend.realtime.groups import asset_group, portfolio_group, user_group
+from backend.realtime.payloads import AssetUpdate, PortfolioUpdate, to_wire
+from backend.realtime.registry import ConnectionInfo
 
 from . import schema
-from .groups import asset_group, portfolio_group, user_group
 from .hub import Hub
 from .outbox import Outbox, daphne_protocol
-from .payloads import AssetUpdate, PortfolioUpdate, to_wire
 from .policy import REFUSE, TOO_LARGE, TOO_MANY, RateLimiter, admission, message_too_large
-from .registry import ConnectionInfo
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
 
 
 @database_sync_to_async
@@ -173,7 +169,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     async def reply(self, kind: str, data: Any, timestamp: str | None = None) -> None:
         if not self.closing:
-            await self.outbox.send_now(kind, data, timestamp or _now())
+            await self.outbox.send_now(kind, data, timestamp or utc_now_iso())
 
     async def error(self, code: str, message: str, **extra: Any) -> None:
         await self.reply("error", {"code": code, "message": message, **extra})

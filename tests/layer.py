@@ -9,7 +9,7 @@ from typing import Any
 
 from channels.layers import get_channel_layer
 
-from consumers.groups import BROADCAST_GROUP
+from backend.realtime.groups import BROADCAST_GROUP
 
 
 class LayerInbox:
@@ -37,7 +37,7 @@ class LayerInbox:
     async def close(self) -> None:
         await self.layer.group_discard(BROADCAST_GROUP, self.channel)
         # Only this loop's connections: `close_pools()` closes every loop's, the test
-        # process's publishing loop (consumers/publish.py) included, from the wrong loop.
+        # process's publishing loop (backend/realtime/publish.py) included, from the wrong loop.
         loop_layer = getattr(self.layer, "_layers", {}).pop(asyncio.get_running_loop(), None)
         if loop_layer is not None:
             await loop_layer.flush()

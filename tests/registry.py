@@ -1,5 +1,5 @@
 """Live connections in the real connection registry (Redis), as a Daphne process registers
-them, for tests of code that reads who is connected (consumers/registry.py)."""
+them, for tests of code that reads who is connected (backend/realtime/registry.py)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,8 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from consumers.registry import ConnectionInfo, NodeRegistry
+from backend.realtime.registry import ConnectionInfo
+from consumers.registry import NodeRegistry
 
 NODE = "node-test"
 

@@ -30,7 +30,7 @@ from backend.portfolios.services.portfolios import (
     position_get,
     position_remove,
 )
-from consumers.payloads import to_wire
+from backend.realtime.payloads import to_wire
 
 ZERO = Decimal(0)
 

@@ -14,7 +14,7 @@ from rest_framework.response import Response
 
 from backend.market.selectors import asset_snapshot
 from backend.market.symbols import InvalidSymbol, symbol_normalize
-from consumers.payloads import to_wire
+from backend.realtime.payloads import to_wire
 
 from . import status_parts
 from .selectors import (

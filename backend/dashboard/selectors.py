@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta
+from datetime import timedelta
 from decimal import Decimal
 from typing import Any, TypedDict
 
@@ -10,20 +10,17 @@ from django.conf import settings
 from django.db.models import Count, Max
 from django.utils import timezone
 
+from backend.core.clock import iso_z
 from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.selectors import asset_update_payload
 from backend.portfolios.models import Portfolio, PortfolioSnapshot
 from backend.portfolios.selectors import portfolio_snapshot
-from consumers.payloads import AssetUpdate, PortfolioUpdate
+from backend.realtime.payloads import AssetUpdate, PortfolioUpdate
 
 # A day of 30-second quotes is 2,880 points; more than this in one answer helps nobody.
 HISTORY_MAX_POINTS = 10_000
 SPARKLINE_POINTS = 60
 CHART_MAX_POINTS = 240
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 class HistoryPoint(TypedDict):
@@ -45,7 +42,7 @@ def price_history(*, symbol: str, days: int) -> list[HistoryPoint] | None:
         .values_list("quoted_at", "price", "volume", "source")[:HISTORY_MAX_POINTS]
     )
     rows.reverse()
-    return [{"quoted_at": _iso(t) or "", "price": p, "volume": v, "source": s} for t, p, v, s in rows]
+    return [{"quoted_at": iso_z(t), "price": p, "volume": v, "source": s} for t, p, v, s in rows]
 
 
 def sparkline_series(*, symbols: list[str], points: int = SPARKLINE_POINTS) -> dict[str, list[float]]:
@@ -84,7 +81,7 @@ def portfolio_value_series(
         step = len(rows) / max_points
         thinned = [rows[int(i * step)] for i in range(max_points - 1)]
         rows = [*thinned, rows[-1]]
-    return [{"t": _iso(t) or "", "v": float(v)} for t, v in rows]
+    return [{"t": iso_z(t), "v": float(v)} for t, v in rows]
 
 
 class PositionRow(TypedDict):
@@ -177,8 +174,8 @@ def status_overview(*, runs: int = 10) -> dict[str, Any]:
         {
             "id": run.pk,
             "kind": run.kind,
-            "started_at": _iso(run.started_at),
-            "finished_at": _iso(run.finished_at),
+            "started_at": iso_z(run.started_at),
+            "finished_at": iso_z(run.finished_at),
             "duration_seconds": run.duration_seconds,
             "batches": f"{run.batches_finished}/{run.batches_total}",
             "symbols_requested": run.symbols_requested,
@@ -197,8 +194,8 @@ def status_overview(*, runs: int = 10) -> dict[str, Any]:
             "symbol": a.symbol,
             "status": a.tracking_status,
             "last_error": a.last_error,
-            "unknown_since": _iso(a.unknown_since),
-            "updated_at": _iso(a.updated_at),
+            "unknown_since": iso_z(a.unknown_since),
+            "updated_at": iso_z(a.updated_at),
         }
         for a in troubled
     ]
@@ -214,7 +211,7 @@ def status_overview(*, runs: int = 10) -> dict[str, Any]:
                 "name": name,
                 "priority": priority,
                 "latest_quotes": seen["quotes"] if seen else 0,
-                "last_fetched": _iso(seen["last_fetched"]) if seen else None,
+                "last_fetched": iso_z(seen["last_fetched"]) if seen else None,
             }
         )
     for name, seen in sorted(per_source.items()):  # quotes from a source no longer configured
@@ -223,13 +220,13 @@ def status_overview(*, runs: int = 10) -> dict[str, Any]:
                 "name": name,
                 "priority": None,
                 "latest_quotes": seen["quotes"],
-                "last_fetched": _iso(seen["last_fetched"]),
+                "last_fetched": iso_z(seen["last_fetched"]),
             }
         )
     last_quote = Quote.objects.aggregate(last=Max("fetched_at"))["last"]
     return {
-        "generated_at": _iso(timezone.now()),
-        "last_quote_at": _iso(last_quote),
+        "generated_at": iso_z(timezone.now()),
+        "last_quote_at": iso_z(last_quote),
         "runs": recent,
         "problem_symbols": problems,
         "sources": sources,

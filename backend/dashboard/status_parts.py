@@ -9,7 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.market.services.manager import data_sources_health
-from consumers.registry import ConnectionManager
+from backend.realtime.registry import ConnectionManager
 
 logger = logging.getLogger(__name__)
 

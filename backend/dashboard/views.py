@@ -7,7 +7,7 @@ from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
 from backend.market.symbols import SYMBOL_RE
-from consumers.payloads import to_wire
+from backend.realtime.payloads import to_wire
 
 from .selectors import dashboard_portfolios, portfolio_value_series, sparkline_series, watchlist_rows
 

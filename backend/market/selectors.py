@@ -10,13 +10,10 @@ from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
 
+from backend.core.clock import iso_z
 from backend.market.models import Asset, Quote
-from consumers.payloads import AssetUpdate
-from consumers.registry import subscribed_symbols
-
-
-def _iso(value: datetime) -> str:
-    return value.isoformat().replace("+00:00", "Z")
+from backend.realtime.payloads import AssetUpdate
+from backend.realtime.registry import subscribed_symbols
 
 
 def asset_update_payload(quote: Quote) -> AssetUpdate:
@@ -61,7 +58,7 @@ def asset_update_fields(*, symbol: str, quote: QuoteFields) -> AssetUpdate:
         "low": quote.low,
         "market_cap": quote.market_cap,
         "previous_close": quote.previous_close,
-        "last_updated": _iso(quote.quoted_at),
+        "last_updated": iso_z(quote.quoted_at),
         "source": quote.source,
     }
 

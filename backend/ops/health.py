@@ -8,7 +8,6 @@ newest quote is older than HEALTH_STALE_SECONDS.
 from __future__ import annotations
 
 import time
-from datetime import datetime
 from typing import Any, Literal, TypedDict
 
 import redis
@@ -17,6 +16,7 @@ from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
+from backend.core.clock import iso_z
 from backend.market.models import Quote
 from backend.market.services.status import price_feed_status
 
@@ -27,10 +27,6 @@ class Check(TypedDict, total=False):
     ok: bool
     latency_ms: float
     error: str
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat().replace("+00:00", "Z") if value else None
 
 
 def _timed(fn: Any) -> Check:
@@ -100,14 +96,14 @@ def data_freshness() -> dict[str, Any]:
         return {"last_update": None, "seconds_since_update": None, "is_stale": True}
     seconds = int((timezone.now() - newest).total_seconds())
     return {
-        "last_update": _iso(newest),
+        "last_update": iso_z(newest),
         "seconds_since_update": seconds,
         "is_stale": seconds > settings.HEALTH_STALE_SECONDS,
     }
 
 
 def websocket_stats() -> dict[str, Any]:
-    from consumers.registry import ConnectionManager
+    from backend.realtime.registry import ConnectionManager
 
     return dict(ConnectionManager().stats())
 
@@ -132,4 +128,4 @@ def health_report() -> tuple[Status, dict[str, Any]]:
             and not services["data_freshness"]["is_stale"]
         )
         status = "healthy" if healthy else "degraded"
-    return status, {"status": status, "timestamp": _iso(timezone.now()), "services": services}
+    return status, {"status": status, "timestamp": iso_z(timezone.now()), "services": services}

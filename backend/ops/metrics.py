@@ -1,108 +1,26 @@
-"""Cross-process metrics kept in Redis: every worker and Daphne process adds to the same
-counters and latency samples, and any web process can report them (Prometheus text or the
-status API). Recording never raises: losing a sample must not fail a task."""
+"""Prometheus families for `/metrics`, built at scrape time from the counters and samples in
+Redis (backend/core/metrics.py), the database and the connection registry."""
 
 from __future__ import annotations
 
 import logging
-import statistics
-from collections.abc import Iterable, Iterator, Mapping
-from functools import cache
+from collections.abc import Iterator
 from typing import Any
 
-import redis
-from django.conf import settings
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily
 from prometheus_client.registry import Collector
 
+from backend.core.metrics import COUNTER_HELP, counters, stage_latencies
+from backend.market.models import RefreshRun
+from backend.ops.health import websocket_stats
+
 logger = logging.getLogger(__name__)
-
-COUNTERS_KEY = "tf:metrics:counters"
-STAGE_KEY = "tf:metrics:stage:{stage}"
-STAGES = ("fetch", "commit", "publish", "end_to_end")
-SAMPLES_KEPT = 500
-
-COUNTER_HELP = {
-    "source_requests": "Calls to each market data source (one per batch and source asked)",
-    "source_errors": "Symbols a market data source failed to answer (not counting unknown symbols)",
-    "quotes_stored": "Quotes written (latest quote upserts)",
-    "messages_published": "Events handed to the channel layer",
-    "cycles": "Refresh cycles started",
-}
-
-
-@cache
-def _client() -> redis.Redis:
-    return redis.Redis.from_url(settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
-
-
-def _field(name: str, labels: Mapping[str, str]) -> str:
-    return name + "".join(f"|{k}={v}" for k, v in sorted(labels.items()))
-
-
-def counter_add(name: str, amount: float = 1, **labels: str) -> None:
-    try:
-        _client().hincrbyfloat(COUNTERS_KEY, _field(name, labels), amount)
-    except redis.RedisError:
-        logger.warning("metrics: could not record %s", name)
-
-
-def stages_observe(samples: Mapping[str, float], counters: Mapping[str, float] | None = None) -> None:
-    """Record several stage durations and counters in one Redis round trip (a fetch batch
-    records four stages and a counter: one trip instead of five)."""
-    try:
-        pipe = _client().pipeline(transaction=False)
-        for stage, seconds in samples.items():
-            key = STAGE_KEY.format(stage=stage)
-            pipe.lpush(key, f"{seconds:.6f}")
-            pipe.ltrim(key, 0, SAMPLES_KEPT - 1)
-        for name, amount in (counters or {}).items():
-            pipe.hincrbyfloat(COUNTERS_KEY, _field(name, {}), amount)
-        pipe.execute()
-    except redis.RedisError:
-        logger.warning("metrics: could not record stages %s", ", ".join(samples))
-
-
-def _quantile(sorted_values: list[float], q: float) -> float:
-    if len(sorted_values) == 1:
-        return sorted_values[0]
-    return statistics.quantiles(sorted_values, n=100, method="inclusive")[int(q * 100) - 1]
-
-
-def stage_latencies(stages: Iterable[str] = STAGES) -> dict[str, dict[str, float | int | None]]:
-    """p50/p95 in milliseconds over the last SAMPLES_KEPT samples of each stage."""
-    result: dict[str, dict[str, float | int | None]] = {}
-    for stage in stages:
-        raw = _client().lrange(STAGE_KEY.format(stage=stage), 0, -1)
-        values = sorted(float(v) * 1000 for v in raw)
-        if not values:
-            result[stage] = {"p50_ms": None, "p95_ms": None, "samples": 0}
-            continue
-        result[stage] = {
-            "p50_ms": round(_quantile(values, 0.50), 2),
-            "p95_ms": round(_quantile(values, 0.95), 2),
-            "samples": len(values),
-        }
-    return result
-
-
-def counters() -> list[tuple[str, dict[str, str], float]]:
-    """Every counter as (name, labels, value)."""
-    out: list[tuple[str, dict[str, str], float]] = []
-    raw: dict[bytes, bytes] = _client().hgetall(COUNTERS_KEY)  # type: ignore[assignment]
-    for field, value in raw.items():
-        name, *pairs = field.decode().split("|")
-        out.append((name, dict(p.split("=", 1) for p in pairs), float(value)))
-    return out
 
 
 class TickerflowCollector(Collector):
     """Builds the Prometheus families at scrape time from Redis and the database."""
 
     def collect(self) -> Iterator[Any]:
-        from backend.market.models import RefreshRun
-        from backend.ops.health import websocket_stats
-
         grouped: dict[str, list[tuple[dict[str, str], float]]] = {}
         for name, labels, value in counters():
             grouped.setdefault(name, []).append((labels, value))

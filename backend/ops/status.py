@@ -6,18 +6,19 @@ from typing import Any
 
 from django.db.models import Count
 
+from backend.core.clock import iso_z
+from backend.core.metrics import stage_latencies
 from backend.market.models import Asset, RefreshRun
 from backend.market.services.status import price_feed_status
-from backend.ops.health import _iso, websocket_stats
-from backend.ops.metrics import stage_latencies
+from backend.ops.health import websocket_stats
 
 
 def _cycle(run: RefreshRun) -> dict[str, Any]:
     return {
         "id": run.pk,
         "kind": run.kind,
-        "started_at": _iso(run.started_at),
-        "finished_at": _iso(run.finished_at),
+        "started_at": iso_z(run.started_at),
+        "finished_at": iso_z(run.finished_at),
         "duration_seconds": run.duration_seconds,
         "batches": {"total": run.batches_total, "finished": run.batches_finished},
         "symbols": {
@@ -47,7 +48,7 @@ def realtime_status() -> dict[str, Any]:
 
 
 def connections_report() -> dict[str, Any]:
-    from consumers.registry import ConnectionManager
+    from backend.realtime.registry import ConnectionManager
 
     manager = ConnectionManager()
     return {**websocket_stats(), "nodes": manager.live_nodes(), "connections": manager.connections()}

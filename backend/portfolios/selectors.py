@@ -7,10 +7,11 @@ from dataclasses import asdict
 from datetime import UTC, datetime
 from typing import Any
 
+from backend.core.clock import utc_now_iso
 from backend.portfolios.models import Portfolio, Position
 from backend.portfolios.services.payloads import portfolio_update_payload
 from backend.portfolios.services.valuation import group_by_portfolio, portfolios_value, positions_value
-from consumers.payloads import PortfolioUpdate
+from backend.realtime.payloads import PortfolioUpdate
 
 
 def portfolio_snapshot(*, portfolio_id: int, user_id: int) -> PortfolioUpdate | None:
@@ -34,7 +35,7 @@ def portfolios_read(*, owner_id: int, portfolio_id: int | None = None) -> list[d
     positions = group_by_portfolio(
         positions_value(positions=Position.objects.filter(portfolio_id__in=[v.portfolio_id for v in valuations]))
     )
-    now = datetime.now(UTC).isoformat().replace("+00:00", "Z")
+    now = utc_now_iso()
     result: list[dict[str, Any]] = []
     for valuation in valuations:
         result.append(

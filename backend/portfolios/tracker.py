@@ -17,7 +17,7 @@ from backend.portfolios.models import Portfolio, Position
 from backend.portfolios.services.payloads import portfolio_update_payload, position_update_payload
 from backend.portfolios.services.revaluation import FIGURE_FIELDS, Audience, portfolios_revalue
 from backend.portfolios.services.valuation import Figures, PortfolioValuation, group_by_portfolio, positions_value
-from consumers.payloads import PortfolioUpdate, PositionUpdate
+from backend.realtime.payloads import PortfolioUpdate, PositionUpdate
 
 
 def _prices(price_updates: Mapping[str, Decimal | int | str]) -> dict[str, Decimal]:

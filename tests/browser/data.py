@@ -14,7 +14,7 @@ from django.utils import timezone
 from backend.market.models import Asset, PriceHistory, Quote
 from backend.portfolios.demo import demo_data_seed
 from backend.portfolios.models import Portfolio, PortfolioSnapshot
-from consumers.payloads import AssetUpdate, PortfolioUpdate, PositionUpdate
+from backend.realtime.payloads import AssetUpdate, PortfolioUpdate, PositionUpdate
 
 DEMO_PASSWORD = "demo"
 

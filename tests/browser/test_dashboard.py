@@ -8,7 +8,8 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from backend.market.models import Asset
-from consumers.publish import asset_event, portfolio_event, position_event, publish_batch, unknown_symbol_event
+from backend.realtime.events import asset_event, portfolio_event, position_event, unknown_symbol_event
+from backend.realtime.publish import publish_batch
 from tests.browser.conftest import WebProcess, off_loop
 from tests.browser.data import DEMO_PASSWORD, Demo, asset_update, demo_priced, portfolio_update, position_update
 

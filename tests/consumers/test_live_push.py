@@ -19,9 +19,10 @@ from websockets.typing import Origin
 
 from backend.market.models import Asset
 from backend.portfolios.models import Portfolio, Position
-from consumers.payloads import AssetUpdate, PortfolioUpdate
-from consumers.publish import asset_event, portfolio_event, publish_batch
-from consumers.registry import ConnectionManager
+from backend.realtime.events import asset_event, portfolio_event
+from backend.realtime.payloads import AssetUpdate, PortfolioUpdate
+from backend.realtime.publish import publish_batch
+from backend.realtime.registry import ConnectionManager
 from tests.live import daphne
 
 pytestmark = [pytest.mark.live, pytest.mark.django_db(transaction=True)]

@@ -16,7 +16,8 @@ from django.contrib.auth.models import User
 
 from backend.market.models import Asset
 from backend.portfolios.models import Portfolio, Position
-from consumers.publish import asset_event, position_event, publish_batch_async, unknown_symbol_event
+from backend.realtime.events import asset_event, position_event, unknown_symbol_event
+from backend.realtime.publish import publish_batch_async
 from tests.consumers.conftest import communicator, connected, receive, run, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -372,9 +373,9 @@ def test_a_connection_older_than_the_layers_group_expiry_keeps_receiving(setting
 
 
 def test_a_batch_larger_than_one_layer_message_arrives_whole_and_in_order(token, monkeypatch):
-    import consumers.publish
+    import backend.realtime.publish
 
-    monkeypatch.setattr(consumers.publish, "MAX_EVENTS_PER_MESSAGE", 3)
+    monkeypatch.setattr(backend.realtime.publish, "MAX_EVENTS_PER_MESSAGE", 3)
     symbols = [f"T{i}" for i in range(8)]
     Asset.objects.bulk_create([Asset(symbol=s, tracking_status="tracked") for s in symbols])
 

@@ -10,7 +10,8 @@ import pytest
 import redis
 from django.conf import settings as django_settings
 
-from consumers.registry import PREFIX, ConnectionInfo, ConnectionManager, NodeRegistry, subscribed_symbols
+from backend.realtime.registry import PREFIX, ConnectionInfo, ConnectionManager, subscribed_symbols
+from consumers.registry import NodeRegistry
 from tests.consumers.conftest import communicator, connected, receive, run, send
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -124,23 +125,19 @@ def test_live_consumers_are_counted_with_their_subscriptions(clean_registry, tok
     run(scenario)
 
 
-def test_broadcast_to_asset_subscribers_reaches_a_subscriber(clean_registry, token):
-    from backend.market.models import Asset
-
-    Asset.objects.create(symbol="BTC-USD", tracking_status="tracked")
+def test_notification_event_reaches_its_owners_connection(clean_registry, token):
+    from backend.realtime.events import notification_event
+    from backend.realtime.publish import publish_batch
 
     async def scenario():
         comm = communicator(token=token)
-        await connected(comm)
-        await send(comm, "subscribe_asset", symbol="btc-usd")
-        await receive(comm)
-        manager = ConnectionManager()
-        sent = await asyncio.to_thread(
-            manager.broadcast_to_asset_subscribers, "BTC-USD", {"type": "notification", "data": {"message": "hi"}}
-        )
+        hello = await connected(comm)
+        user_id = int(hello["data"]["user_id"])
+        sent = await asyncio.to_thread(publish_batch, [notification_event(user_id, {"message": "hi"})])
         assert sent == 1
         message = await receive(comm)
         assert (message["type"], message["data"]) == ("notification", {"message": "hi"})
         await comm.disconnect()
+
 
     run(scenario)

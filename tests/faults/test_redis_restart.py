@@ -103,7 +103,7 @@ def test_a_publish_while_redis_is_down_is_logged_as_an_error_not_dropped_silentl
     from decimal import Decimal
 
     from backend.market.services.refresh import BatchResult, batch_publish
-    from consumers.publish import asset_event
+    from backend.realtime.events import asset_event
 
     url, server = start_redis(port=free_port(), record=False)
     stop_redis(server)  # nothing listens there now

@@ -16,7 +16,8 @@ from django.contrib.auth.models import User
 from rest_framework.authtoken.models import Token
 
 from backend.market.models import Asset
-from consumers.publish import asset_event, publish_batch
+from backend.realtime.events import asset_event
+from backend.realtime.publish import publish_batch
 from tests.consumers.test_live_push import _asset_update
 from tests.live import daphne
 

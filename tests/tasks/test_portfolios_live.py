@@ -17,8 +17,8 @@ from rest_framework.test import APIClient
 
 from backend.market.models import Asset, Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position
+from backend.realtime.groups import portfolio_group, user_group
 from config.celery import app
-from consumers.groups import portfolio_group, user_group
 from tests.layer import LayerInbox
 from tests.live import celery_worker
 from tests.registry import live_connection

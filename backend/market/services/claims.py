@@ -16,7 +16,7 @@ from collections.abc import Sequence
 
 from django.conf import settings
 
-from .redis_client import redis_client
+from backend.core.redis import redis_client
 
 CYCLE_LOCK_KEY = "tf:lock:price_cycle"
 

@@ -23,7 +23,7 @@ from django.utils import timezone
 
 from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.selectors import asset_update_fields, quote_cache_key
-from consumers.payloads import AssetUpdate
+from backend.realtime.payloads import AssetUpdate
 
 from .sources.base import QuoteData
 

@@ -14,11 +14,11 @@ from typing import Any, TypedDict
 import redis
 from django.conf import settings
 
-from backend.ops.metrics import counter_add
+from backend.core.metrics import counter_add
+from backend.core.redis import redis_client
 
 from .circuit import CircuitBreaker, CircuitState
 from .ratelimit import SharedRateLimit
-from .redis_client import redis_client
 from .sources.alpha_vantage import AlphaVantageSource
 from .sources.base import Answer, Failure, FailureKind, MarketDataSource, QuoteData
 from .sources.finnhub import FinnhubSource

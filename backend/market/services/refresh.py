@@ -14,11 +14,12 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
+from backend.core.metrics import counter_add, stages_observe
 from backend.market.models import Asset, RefreshRun
 from backend.market.selectors import quote_cache_key, tracked_symbols
 from backend.market.symbols import InvalidSymbol, symbol_normalize
-from backend.ops.metrics import counter_add, stages_observe
-from consumers.publish import Event, asset_event, publish_batch, unknown_symbol_event
+from backend.realtime.events import Event, asset_event, unknown_symbol_event
+from backend.realtime.publish import publish_batch
 
 from .claims import (
     beat_tick_claim,

@@ -8,6 +8,7 @@ from typing import TypedDict
 from django.conf import settings
 from django.utils import timezone
 
+from backend.core.clock import iso_z
 from backend.market.models import Asset, RefreshRun
 
 from .manager import SourceHealth, data_sources_health
@@ -35,7 +36,7 @@ def price_feed_status() -> PriceFeedStatus:
     horizon = timezone.now() - timedelta(seconds=3 * settings.REALTIME_UPDATE_INTERVAL)
     return {
         "running": last_scheduled is not None and last_scheduled >= horizon,
-        "last_update": last.finished_at.isoformat().replace("+00:00", "Z") if last and last.finished_at else None,
+        "last_update": iso_z(last.finished_at) if last else None,
         "last_run_id": last.pk if last else None,
         "last_run_failed": last.symbols_failed if last else 0,
         "update_interval": settings.REALTIME_UPDATE_INTERVAL,

@@ -25,7 +25,7 @@ from collections.abc import Collection
 
 from django.conf import settings
 
-from backend.market.services.redis_client import redis_client
+from backend.core.redis import redis_client
 
 from .revaluation import RevalueResult, portfolios_revalue_for_symbols
 

@@ -1,5 +1,5 @@
 """Portfolio figures shaped as the pushed events (DESIGN "Pushed events"), still Decimal:
-`consumers.payloads.to_wire` rounds them when they leave."""
+`backend.realtime.payloads.to_wire` rounds them when they leave."""
 
 from __future__ import annotations
 
@@ -7,13 +7,10 @@ from collections.abc import Sequence
 from datetime import datetime
 from decimal import Decimal
 
-from consumers.payloads import PortfolioUpdate, PositionSummary, PositionUpdate
+from backend.core.clock import iso_z
+from backend.realtime.payloads import PortfolioUpdate, PositionSummary, PositionUpdate
 
 from .valuation import PortfolioValuation, PositionValuation
-
-
-def _iso(moment: datetime) -> str:
-    return moment.isoformat().replace("+00:00", "Z")
 
 
 def position_summary(position: PositionValuation) -> PositionSummary:
@@ -61,6 +58,6 @@ def portfolio_update_payload(
         "total_return": figures.total_return,
         "total_return_percent": figures.total_return_percent,
         "value_changed": value_changed,
-        "valued_at": _iso(valued_at) if valued_at else None,
+        "valued_at": iso_z(valued_at),
         "positions_updated": [position_summary(p) for p in positions],
     }

@@ -35,8 +35,9 @@ from django.db.models import Count, Exists, Field, Max, Min, OuterRef
 
 from backend.market.models import Asset, Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuationEpoch, ValuedPrice
-from consumers.publish import Event, portfolio_event, position_event, publish_batch
-from consumers.registry import ConnectionManager
+from backend.realtime.events import Event, portfolio_event, position_event
+from backend.realtime.publish import publish_batch
+from backend.realtime.registry import ConnectionManager
 
 from .bulk import rows_update
 from .payloads import portfolio_update_payload, position_update_payload

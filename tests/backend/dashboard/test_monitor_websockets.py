@@ -9,7 +9,8 @@ import redis
 from django.conf import settings
 from django.core.management import call_command
 
-from consumers.registry import PREFIX, NodeRegistry
+from backend.realtime.registry import PREFIX
+from consumers.registry import NodeRegistry
 
 
 @pytest.fixture

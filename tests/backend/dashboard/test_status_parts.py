@@ -5,7 +5,8 @@ import asyncio
 import pytest
 
 from backend.dashboard import status_parts
-from consumers.registry import ConnectionInfo, NodeRegistry
+from backend.realtime.registry import ConnectionInfo
+from consumers.registry import NodeRegistry
 
 pytestmark = pytest.mark.django_db
 

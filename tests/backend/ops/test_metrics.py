@@ -6,10 +6,10 @@ import pytest
 from django.contrib.auth.models import User
 from django.test import Client, override_settings
 
+from backend.core.metrics import STAGES, stage_latencies
 from backend.market.models import Asset
 from backend.market.services.manager import data_source_manager
 from backend.market.services.refresh import price_batch_fetch
-from backend.ops.metrics import STAGES, stage_latencies
 from tests.fakes.upstream import fake_upstream
 
 pytestmark = pytest.mark.django_db

@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from backend.market.services.redis_client import redis_client
+from backend.core.redis import redis_client
 from backend.portfolios.models import Portfolio
 from backend.portfolios.services.coalesce import (
     LOCK,

@@ -15,7 +15,7 @@ from backend.portfolios.services import revaluation
 from backend.portfolios.services.revaluation import Audience
 from backend.portfolios.services.revaluation import audience_live as registry_audience
 from backend.portfolios.services.valuation import portfolios_value
-from consumers.registry import PREFIX
+from backend.realtime.registry import PREFIX
 from tests.registry import live_connection
 
 from .conftest import hold, quote_set

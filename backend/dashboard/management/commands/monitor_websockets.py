@@ -10,7 +10,7 @@ from typing import Any
 
 from django.core.management.base import BaseCommand, CommandParser
 
-from consumers.registry import ConnectionManager
+from backend.realtime.registry import ConnectionManager
 
 
 def websocket_report(*, manager: ConnectionManager, username: str | None = None) -> dict[str, Any]:

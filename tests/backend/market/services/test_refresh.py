@@ -18,7 +18,8 @@ from backend.market.selectors import quote_cached, tracked_symbols
 from backend.market.services.claims import CYCLE_LOCK_KEY
 from backend.market.services.manager import data_source_manager
 from backend.market.services.refresh import price_batch_fetch, prices_refresh_cycle, prices_refresh_force
-from consumers.registry import ConnectionInfo, NodeRegistry
+from backend.realtime.registry import ConnectionInfo
+from consumers.registry import NodeRegistry
 from tests.fakes.upstream import FakeUpstream, fake_upstream
 from tests.tasks.prices_helpers import hold, price_all
 

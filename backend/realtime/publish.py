@@ -1,7 +1,7 @@
 """The one way server code pushes to WebSocket clients.
 
 Tasks call `publish_batch` once per batch with every event of that batch: ONE layer message to
-the group every Daphne process's hub joins (consumers/hub.py). Sync code publishes through one
+the group every Daphne process's hub joins (the socket edge, `consumers/hub.py`). Sync code publishes through one
 event loop per process, running for the life of the process in a daemon thread: a new loop per
 `group_send` (what `async_to_sync` does from a Celery task) leaks connections and raises "Event
 loop is closed" (channels_redis#125, #332), and even with its pools closed each call paid for a
@@ -15,74 +15,19 @@ import logging
 import os
 import threading
 from collections.abc import Iterable
-from datetime import UTC, datetime
-from typing import Any, TypedDict
 
 from channels.layers import get_channel_layer
 
-from backend.ops.metrics import counter_add
+from backend.core.metrics import counter_add
 
-from .groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP, asset_group, portfolio_group, user_group
-from .payloads import AssetUpdate, Notification, PortfolioUpdate, PositionUpdate, to_wire
+from .events import Event, batch_message
+from .groups import BROADCAST_GROUP
 
 logger = logging.getLogger(__name__)
 
 MAX_EVENTS_PER_MESSAGE = 1000
 # Seconds a sync caller waits for its batch to reach Redis (redis-py retries a dropped connection).
 PUBLISH_TIMEOUT = 10.0
-
-
-class Event(TypedDict):
-    group: str
-    type: str
-    data: dict[str, Any]
-    timestamp: str
-
-
-def _now() -> str:
-    return datetime.now(UTC).isoformat().replace("+00:00", "Z")
-
-
-def _event(group: str, kind: str, data: Any) -> Event:
-    return {"group": group, "type": kind, "data": to_wire(dict(data)), "timestamp": _now()}
-
-
-def asset_event(payload: AssetUpdate) -> Event:
-    return _event(asset_group(payload["symbol"]), "asset_update", payload)
-
-
-def portfolio_event(payload: PortfolioUpdate) -> Event:
-    return _event(portfolio_group(payload["portfolio_id"]), "portfolio_update", payload)
-
-
-def position_event(user_id: int, payload: PositionUpdate) -> Event:
-    return _event(user_group(user_id), "position_update", payload)
-
-
-def unknown_symbol_event(symbol: str) -> Event:
-    """Tell a symbol's subscribers that every source says it does not exist."""
-    data = {"code": "unknown_symbol", "message": f"{symbol} is not known to any market data source", "symbol": symbol}
-    return _event(asset_group(symbol), "error", data)
-
-
-def notification_event(user_id: int, payload: Notification) -> Event:
-    return _event(user_group(user_id), "notification", payload)
-
-
-def custom_event(group: str, message: dict[str, Any]) -> Event:
-    """A `{"type", "data"}` message for a group (the ConnectionManager.broadcast_* helpers)."""
-    return {
-        "group": group,
-        "type": str(message["type"]),
-        "data": to_wire(dict(message.get("data") or {})),
-        "timestamp": str(message.get("timestamp") or _now()),
-    }
-
-
-def batch_message(events: list[Event]) -> dict[str, Any]:
-    """The ONE layer message a batch becomes: every Daphne process's hub receives it and
-    fans it out to its own subscribers (consumers/hub.py)."""
-    return {"type": BATCH_MESSAGE_TYPE, "events": [dict(e) for e in events]}
 
 
 async def _send(events: list[Event]) -> int:

@@ -1,10 +1,10 @@
-"""The wire form of pushed payloads (consumers/payloads.to_wire)."""
+"""The wire form of pushed payloads (backend/realtime/payloads.to_wire)."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from consumers.payloads import to_wire
+from backend.realtime.payloads import to_wire
 
 
 def test_money_is_rounded_half_even_to_cents_and_prices_and_quantities_are_sent_as_stored():
