@@ -10,11 +10,15 @@ from __future__ import annotations
 
 import logging
 
+from typing import Any
+
 from celery import shared_task
 from django.db import OperationalError
+from django.dispatch import receiver
 
 from backend.portfolios.services.coalesce import portfolios_revalue_coalesced
 from backend.portfolios.services.revaluation import portfolios_revalue
+from backend.portfolios.signals import portfolio_changed
 
 logger = logging.getLogger(__name__)
 
@@ -59,3 +63,8 @@ def revalue_portfolio(portfolio_id: int) -> dict[str, int]:
     result = portfolios_revalue(portfolio_ids=[int(portfolio_id)])
     logger.info("revalued portfolio %s: %d changed", portfolio_id, result.portfolios_changed)
     return {"portfolios_changed": result.portfolios_changed, "published": result.published}
+
+
+@receiver(portfolio_changed, dispatch_uid="tasks.portfolios.revaluation_enqueue")
+def revaluation_enqueue(*, portfolio_id: int, **_: Any) -> None:
+    revalue_portfolio.delay_on_commit(portfolio_id=int(portfolio_id))

@@ -1,26 +1,33 @@
-"""Price tasks: a scheduled cycle and one batch fetch. Thin: services do the work; these own
-retries, time limits, redelivery and logging."""
+"""Price tasks: a scheduled cycle and one batch fetch. Thin: services do the work and return
+events; these publish them, enqueue the next step, and own retries, time limits, redelivery
+and logging. The receiver at the end turns a dispatch (a cycle, a forced refresh, a newly
+tracked symbol) into enqueued batches."""
 
 from __future__ import annotations
 
 import logging
 import random
+import time
 from typing import Any
 
 from celery import Task, current_app, shared_task
 from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
-from django.db import DatabaseError
+from django.db import DatabaseError, transaction
+from django.dispatch import receiver
 from redis.exceptions import RedisError
 
+from backend.core.metrics import stages_observe
 from backend.market.services.claims import delivery_count, inflight_claim, inflight_token
-from backend.market.services.refresh import price_batch_fetch, price_batch_give_up, prices_refresh_cycle
+from backend.market.services.refresh import BatchResult, price_batch_fetch, price_batch_give_up, prices_refresh_cycle
+from backend.market.signals import price_batches_dispatched
 from backend.portfolios.services.coalesce import recalculation_request
+from backend.realtime.publish import publish_batch
 from config.celery import BEAT_SENT_AT_HEADER
 
-logger = logging.getLogger(__name__)
+from .portfolios import recalculate_portfolios
 
-RECALCULATE_TASK = "tasks.portfolios.recalculate_portfolios"
+logger = logging.getLogger(__name__)
 
 
 def request_header(request: Any, name: str) -> Any:
@@ -95,8 +102,8 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
             raise
         logger.warning("batch %s: %s; retrying", task_id, error)
         raise self.retry(exc=error, countdown=retry_countdown(attempt)) from None
-    if result.changed and recalculation_request(symbols=result.changed):
-        current_app.signature(RECALCULATE_TASK, kwargs={"symbols": result.changed}).apply_async()
+    batch_publish(result)
+    revaluation_chain(result.changed)
     if result.failed:
         logger.warning("batch %s: %d symbols failed: %s", task_id, len(result.failed), sorted(result.failed))
     if result.retry:
@@ -110,3 +117,41 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
         logger.info("batch %s: retrying %d symbols in %.1f s", task_id, len(result.retry), countdown)
         raise self.retry(kwargs={"symbols": result.retry, "run_id": run_id, "force": force}, countdown=countdown)
     return result.as_dict()
+
+
+def batch_publish(result: BatchResult) -> int:
+    """Publish a stored batch's events in one layer message and record the batch's stages.
+    A failure is logged, not raised: the prices are stored, and clients get them with the
+    next change or a snapshot."""
+    started = time.perf_counter()
+    try:
+        result.published = publish_batch(result.events)
+    except Exception:
+        logger.exception("publishing %d events failed", len(result.events))
+    stages = dict(result.stages)
+    stages["publish"] = time.perf_counter() - started
+    # The batch's own pipeline: first upstream request to the events handed to the layer.
+    stages["end_to_end"] = sum(stages.values())
+    stages_observe(stages, counters={"quotes_stored": len(result.stored)})
+    return result.published
+
+
+def revaluation_chain(changed: list[str]) -> None:
+    """Chain the revaluation of what a batch changed, unless a runner at work takes it."""
+    if changed and recalculation_request(symbols=changed):
+        recalculate_portfolios.apply_async(kwargs={"symbols": changed})
+
+
+@receiver(price_batches_dispatched, dispatch_uid="tasks.prices.batches_enqueue")
+def batches_enqueue(*, run_id: int | None, batches: list[tuple[str, list[str]]], force: bool, **_: Any) -> None:
+    """Enqueue the dispatched batches once the dispatching transaction commits."""
+
+    def send() -> None:
+        # One producer (one broker connection) for the whole cycle.
+        with current_app.producer_or_acquire() as producer:
+            for task_id, symbols in batches:
+                fetch_price_batch.apply_async(
+                    kwargs={"symbols": symbols, "run_id": run_id, "force": force}, task_id=task_id, producer=producer
+                )
+
+    transaction.on_commit(send)

@@ -37,6 +37,7 @@ INSTALLED_APPS = [
     "backend.portfolios",
     "backend.api",
     "backend.dashboard",
+    "tasks",
 ]
 
 MIDDLEWARE = [

@@ -139,7 +139,7 @@ def test_subscribing_a_new_well_formed_symbol_tracks_it_and_enqueues_a_prompt_fe
     assert asset.tracking_status == Asset.TrackingStatus.PENDING
     queued = [json.loads(m) for m in broker.lrange("celery", 0, -1)]
     bodies = [(m["headers"]["task"], json.loads(base64.b64decode(m["body"]))) for m in queued]
-    assert ("tasks.prices.fetch_price_batch", [[], {"symbols": ["NEWCO"], "force": True}]) in [
+    assert ("tasks.prices.fetch_price_batch", [[], {"symbols": ["NEWCO"], "run_id": None, "force": True}]) in [
         (task, body[:2]) for task, body in bodies
     ]
     broker.delete("celery")

@@ -139,5 +139,4 @@ def test_notification_event_reaches_its_owners_connection(clean_registry, token)
         assert (message["type"], message["data"]) == ("notification", {"message": "hi"})
         await comm.disconnect()
 
-
     run(scenario)

@@ -102,8 +102,9 @@ def test_a_publish_while_redis_is_down_is_logged_as_an_error_not_dropped_silentl
     import logging
     from decimal import Decimal
 
-    from backend.market.services.refresh import BatchResult, batch_publish
+    from backend.market.services.refresh import BatchResult
     from backend.realtime.events import asset_event
+    from tasks.prices import batch_publish
 
     url, server = start_redis(port=free_port(), record=False)
     stop_redis(server)  # nothing listens there now

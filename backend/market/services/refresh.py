@@ -1,5 +1,7 @@
 """Refresh cycles and forced refreshes: deciding what to fetch, dispatching batches, and
-fetching one batch (sources -> store -> publish). Tasks in tasks/prices.py are the adapters."""
+fetching one batch (sources -> store -> the events to publish). tasks/prices.py is the
+adapter: it publishes the events, chains the revaluation and enqueues the batches a dispatch
+announces (backend/market/signals.py)."""
 
 from __future__ import annotations
 
@@ -9,17 +11,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
-from celery import current_app
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
 
-from backend.core.metrics import counter_add, stages_observe
+from backend.core.metrics import counter_add
 from backend.market.models import Asset, RefreshRun
 from backend.market.selectors import quote_cache_key, tracked_symbols
+from backend.market.signals import price_batches_dispatched
 from backend.market.symbols import InvalidSymbol, symbol_normalize
 from backend.realtime.events import Event, asset_event, unknown_symbol_event
-from backend.realtime.publish import publish_batch
 
 from .claims import (
     beat_tick_claim,
@@ -37,8 +38,6 @@ from .sources.base import FailureKind
 
 logger = logging.getLogger(__name__)
 
-FETCH_TASK = "tasks.prices.fetch_price_batch"
-
 
 @dataclass
 class RefreshDispatch:
@@ -52,7 +51,7 @@ class RefreshDispatch:
         return asdict(self)
 
 
-def _batches(symbols: Sequence[str], size: int) -> list[list[str]]:
+def batches_split(symbols: Sequence[str], size: int) -> list[list[str]]:
     size = max(1, size)
     return [list(symbols[i : i + size]) for i in range(0, len(symbols), size)]
 
@@ -67,27 +66,20 @@ def _dispatch(
         # Claimed now, not when a batch starts: a queued batch's symbols count as in flight.
         mine = set(inflight_claim(symbols=symbols, token=inflight_token(run_id=run.pk, task_id=None)))
         dispatched = [s for s in symbols if s in mine]
-        batches = _batches(dispatched, batch_size or settings.REALTIME_BATCH_SIZE)
+        batches = batches_split(dispatched, batch_size or settings.REALTIME_BATCH_SIZE)
         task_ids = [str(uuid.uuid4()) for _ in batches]
         RefreshRun.objects.filter(pk=run.pk).update(batches_total=len(batches), symbols_requested=len(dispatched))
         if not batches:
             RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
 
-        def send() -> None:
-            # One producer (one broker connection) for the whole cycle.
-            with current_app.producer_or_acquire() as producer:
-                for task_id, batch in zip(task_ids, batches, strict=True):
-                    current_app.send_task(
-                        FETCH_TASK,
-                        kwargs={"symbols": batch, "run_id": run.pk, "force": force},
-                        task_id=task_id,
-                        producer=producer,
-                    )
-
         if lock_token is not None and batches:
             # Before the batches are sent: a fast batch must find its cycle registered.
             cycle_register(run_id=run.pk, lock_token=lock_token, batches=len(batches))
-        transaction.on_commit(send)
+        if batches:
+            # The receiver enqueues after commit: a batch must find its run stored.
+            price_batches_dispatched.send(
+                sender=RefreshRun, run_id=run.pk, batches=list(zip(task_ids, batches, strict=True)), force=force
+            )
     if lock_token is not None and not batches:
         cycle_lock_release(token=lock_token)
     in_flight = [s for s in symbols if s not in mine]
@@ -156,6 +148,8 @@ class BatchResult:
     published: int = 0
     sources: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    # Seconds per pipeline stage ("fetch", "commit"); the task adds "publish".
+    stages: dict[str, float] = field(default_factory=dict)
 
     def as_dict(self) -> dict[str, object]:
         """The task result: counts for what went well, names for what did not (results are
@@ -173,16 +167,6 @@ class BatchResult:
         }
 
 
-def batch_publish(result: BatchResult) -> int:
-    """Publish a batch's events in one call. A failure is logged, not raised: the prices are
-    stored, and clients get them with the next change or a snapshot."""
-    try:
-        result.published = publish_batch(result.events)
-    except Exception:
-        logger.exception("publishing %d events failed", len(result.events))
-    return result.published
-
-
 def price_batch_fetch(
     *,
     symbols: Sequence[str],
@@ -191,7 +175,6 @@ def price_batch_fetch(
     task_id: str,
     attempt: int,
     final_attempt: bool,
-    publish: bool = True,
 ) -> BatchResult:
     """Fetch one batch and store it. Symbols still failing for a passing reason come back in
     `retry` unless this is the final attempt, where they are recorded as failed."""
@@ -217,7 +200,7 @@ def price_batch_fetch(
     fetched = time.perf_counter()
     stored = quotes_store(quotes=list(outcome.quotes.values()))
     committed = time.perf_counter()
-    stages = {"fetch": fetched - started, "commit": committed - fetched}
+    result.stages = {"fetch": fetched - started, "commit": committed - fetched}
     result.stored, result.changed, result.sources = stored.stored, stored.changed, outcome.source_counts()
     not_found = [s for s, f in outcome.failures.items() if f.kind is FailureKind.NOT_FOUND]
     newly_unknown = assets_mark_unknown(symbols=not_found, reason="unknown to every source") if not_found else []
@@ -231,13 +214,6 @@ def price_batch_fetch(
     changed = set(stored.changed)
     result.events = [asset_event(stored.payloads[symbol]) for symbol in stored.stored if symbol in changed]
     result.events += [unknown_symbol_event(s) for s in newly_unknown]
-    if publish:
-        batch_publish(result)
-        published = time.perf_counter()
-        stages["publish"] = published - committed
-        # The batch's own pipeline: first upstream request to the events handed to the layer.
-        stages["end_to_end"] = published - started
-    stages_observe(stages, counters={"quotes_stored": len(stored.stored)})
     inflight_release(symbols=[s for s in mine if s not in set(result.retry)], token=token)
     if run_id is not None:
         failed = dict(result.failed) | dict.fromkeys(not_found, "unknown to every source")
@@ -269,86 +245,3 @@ def price_batch_give_up(*, symbols: Sequence[str], run_id: int | None, task_id: 
             batch_done=True,
         )
         cycle_batch_attempted(run_id=run_id, task_id=task_id)
-
-
-@dataclass
-class InlineCycle:
-    run_id: int | None
-    symbols: int
-    stored: int
-    changed: int
-    failed: dict[str, str]
-    unknown: list[str]
-    seconds: float
-    skipped_locked: bool = False
-
-
-def prices_refresh_inline(
-    *,
-    symbols: Sequence[str] | None = None,
-    batch_size: int | None = None,
-    max_workers: int = 2,
-    publish: bool = True,
-    force: bool = False,
-) -> InlineCycle:
-    """A whole cycle in this process, batches on a thread pool, no Celery: for
-    `start_price_feed` and `update_asset_prices`. A scheduled one (no symbols, not forced)
-    takes the cycle lock like beat's cycles, so the two never overlap."""
-    from concurrent.futures import ThreadPoolExecutor
-
-    from django.db import connection
-
-    started = time.monotonic()
-    lock_token = None
-    if symbols is None and not force:
-        lock_token = cycle_lock_acquire()
-        if lock_token is None:
-            return InlineCycle(None, 0, 0, 0, {}, [], 0.0, skipped_locked=True)
-    try:
-        wanted = [symbol_normalize(s) for s in symbols] if symbols else tracked_symbols(include_unknown=force)
-        kind = RefreshRun.Kind.FORCED if (force or symbols) else RefreshRun.Kind.SCHEDULED
-        run = RefreshRun.objects.create(kind=kind)
-        token = inflight_token(run_id=run.pk, task_id=None)
-        mine = inflight_claim(symbols=wanted, token=token)
-        batches = _batches(mine, batch_size or settings.REALTIME_BATCH_SIZE)
-        RefreshRun.objects.filter(pk=run.pk).update(batches_total=len(batches), symbols_requested=len(mine))
-
-        def one(index_batch: tuple[int, list[str]]) -> BatchResult:
-            index, batch = index_batch
-            try:
-                return price_batch_fetch(
-                    symbols=batch,
-                    run_id=run.pk,
-                    force=True,
-                    task_id=f"inline-{run.pk}-{index}",
-                    attempt=1,  # not a beat cycle's first attempt: no cycle-lock bookkeeping
-                    final_attempt=True,
-                    # The channel layer is not safe from several threads' event loops at once:
-                    # batches publish from this thread once the pool is done.
-                    publish=False,
-                )
-            finally:
-                connection.close()  # this pool thread's own connection; the pool ends with the cycle
-
-        with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="price-batch") as pool:
-            results = list(pool.map(one, enumerate(batches)))
-        if publish:
-            for result in results:
-                batch_publish(result)
-        if not batches:
-            RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
-        changed = sorted({s for r in results for s in r.changed})
-        if changed and publish:
-            current_app.send_task("tasks.portfolios.recalculate_portfolios", kwargs={"symbols": changed})
-        return InlineCycle(
-            run_id=run.pk,
-            symbols=len(mine),
-            stored=sum(len(r.stored) for r in results),
-            changed=len(changed),
-            failed={k: v for r in results for k, v in r.failed.items()},
-            unknown=[s for r in results for s in r.unknown],
-            seconds=time.monotonic() - started,
-        )
-    finally:
-        if lock_token is not None:
-            cycle_lock_release(token=lock_token)

@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-from celery import current_app
-from django.db import transaction
+import uuid
 
 from backend.market.models import Asset
+from backend.market.signals import price_batches_dispatched
 from backend.market.symbols import symbol_normalize
-
-FETCH_TASK = "tasks.prices.fetch_price_batch"
 
 
 def asset_track(*, symbol: str) -> Asset:
@@ -18,5 +16,5 @@ def asset_track(*, symbol: str) -> Asset:
     symbol = symbol_normalize(symbol)
     asset, created = Asset.objects.get_or_create(symbol=symbol)
     if created or asset.tracking_status == Asset.TrackingStatus.PENDING:
-        transaction.on_commit(lambda: current_app.send_task(FETCH_TASK, kwargs={"symbols": [symbol], "force": True}))
+        price_batches_dispatched.send(sender=Asset, run_id=None, batches=[(str(uuid.uuid4()), [symbol])], force=True)
     return asset

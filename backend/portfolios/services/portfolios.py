@@ -1,19 +1,18 @@
-"""Changes a user makes to their portfolios and positions. Every position change revalues
-the portfolio after commit (a task), so the cached figures and subscribers follow."""
+"""Changes a user makes to their portfolios and positions. Every position change asks for a
+revaluation of the portfolio (`portfolio_changed`; a task after commit), so the stored
+figures and subscribers follow."""
 
 from __future__ import annotations
 
 from decimal import Decimal
 
-from celery import current_app
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
 
 from backend.market.services.tracking import asset_track
 from backend.market.symbols import symbol_normalize
 from backend.portfolios.models import Portfolio, Position
-
-REVALUE_TASK = "tasks.portfolios.revalue_portfolio"
+from backend.portfolios.signals import portfolio_changed
 
 
 class PortfolioNameTaken(ValueError):
@@ -25,7 +24,8 @@ class PositionExists(ValueError):
 
 
 def _revalue_after_commit(portfolio_id: int) -> None:
-    transaction.on_commit(lambda: current_app.send_task(REVALUE_TASK, kwargs={"portfolio_id": portfolio_id}))
+    # The receiver (tasks/portfolios.py) enqueues the revaluation once this commits.
+    portfolio_changed.send(sender=Portfolio, portfolio_id=portfolio_id)
 
 
 def portfolio_create(*, owner: User, name: str) -> Portfolio:

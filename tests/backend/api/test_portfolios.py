@@ -146,7 +146,7 @@ def test_an_unknown_well_formed_symbol_becomes_tracked_and_is_fetched(
     assert response.json()["current_value"] is None
     assert Asset.objects.get(symbol="BRK/B").tracking_status == Asset.TrackingStatus.PENDING
     assert Position.objects.get().quantity == Decimal("0.0012345678")
-    assert ("tasks.prices.fetch_price_batch", {"symbols": ["BRK/B"], "force": True}) in sent
+    assert ("tasks.prices.fetch_price_batch", {"symbols": ["BRK/B"], "run_id": None, "force": True}) in sent
     assert api.get(f"/api/portfolios/{portfolio.pk}/").json()["unpriced_positions"] == 1
     assert api.delete(f"/api/portfolios/{portfolio.pk}/positions/BRK/B/").status_code == 204
 

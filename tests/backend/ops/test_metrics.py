@@ -10,6 +10,7 @@ from backend.core.metrics import STAGES, stage_latencies
 from backend.market.models import Asset
 from backend.market.services.manager import data_source_manager
 from backend.market.services.refresh import price_batch_fetch
+from tasks.prices import batch_publish
 from tests.fakes.upstream import fake_upstream
 
 pytestmark = pytest.mark.django_db
@@ -30,9 +31,10 @@ def test_a_batch_records_its_stage_latencies_and_counters_and_metrics_shows_them
         with override_settings(MARKET_DATA_SOURCES=["finnhub", "yahoo"], **env):
             data_source_manager.cache_clear()
             try:
-                price_batch_fetch(
+                result = price_batch_fetch(
                     symbols=["AAPL"], run_id=None, force=True, task_id="m1", attempt=0, final_attempt=True
                 )
+                batch_publish(result)  # the task records the stages once it has published
             finally:
                 data_source_manager.cache_clear()
     latencies = stage_latencies()

@@ -75,10 +75,10 @@ def test_a_symbol_every_source_calls_unknown_is_marked_reported_once_and_skipped
     nope = Asset.objects.get(symbol="NOPE")
     assert nope.tracking_status == Asset.TrackingStatus.UNKNOWN
     assert nope.unknown_since is not None
-    assert result.published == 2  # AAPL's asset_update and NOPE's unknown_symbol error
+    assert len(result.events) == 2  # AAPL's asset_update and NOPE's unknown_symbol error
     assert tracked_symbols() == ["AAPL"]
     again = fetch(["NOPE"], task_id="t2")
-    assert again.published == 0  # reported once, not every time
+    assert again.events == []  # reported once, not every time
     Asset.objects.filter(symbol="NOPE").update(
         unknown_since=timezone.now() - timedelta(seconds=settings.PRICE_UNKNOWN_REPROBE_SECONDS + 1)
     )

@@ -11,7 +11,7 @@ from typing import Any
 from django.conf import settings
 from django.core.management.base import BaseCommand, CommandParser
 
-from backend.market.services.refresh import prices_refresh_inline
+from tasks.inline import prices_refresh_inline
 
 
 class Command(BaseCommand):

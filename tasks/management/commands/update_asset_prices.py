@@ -10,8 +10,8 @@ from django.core.management.base import BaseCommand, CommandError, CommandParser
 from backend.market.selectors import tracked_symbols
 from backend.market.services.history import history_load
 from backend.market.services.manager import data_source_manager
-from backend.market.services.refresh import prices_refresh_inline
 from backend.market.symbols import InvalidSymbol, symbol_normalize
+from tasks.inline import prices_refresh_inline
 
 
 class Command(BaseCommand):

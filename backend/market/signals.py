@@ -1,0 +1,14 @@
+"""What market services ask of the pipeline.
+
+Services never enqueue tasks (`backend` imports nothing of `tasks/`): they send these signals,
+and `tasks/` connects the receivers that enqueue the work once the transaction commits
+(docs/architecture.md, "Who enqueues what").
+"""
+
+from __future__ import annotations
+
+from django.dispatch import Signal
+
+# Batches of symbols to fetch. kwargs: run_id (int | None: a refresh run's id, None for a
+# one-off fetch), batches (list of (task id, symbols)), force (bool: bypass the quote cache).
+price_batches_dispatched = Signal()
