@@ -1,0 +1,1 @@
+"""Plain helpers every layer shares: the Redis client factory, timestamps, metric recording."""

@@ -10,13 +10,14 @@ from __future__ import annotations
 import time
 from typing import Any, Literal, TypedDict
 
-import redis
+from celery import current_app
 from django.conf import settings
 from django.db import connection
 from django.db.models import Max
 from django.utils import timezone
 
 from backend.core.clock import iso_z
+from backend.core.redis import redis_connect
 from backend.market.models import Quote
 from backend.market.services.status import price_feed_status
 
@@ -53,7 +54,7 @@ def database_check() -> Check:
 
 def redis_check(url: str | None = None) -> Check:
     def probe() -> None:
-        client = redis.Redis.from_url(url or settings.REDIS_URL, socket_timeout=2, socket_connect_timeout=2)
+        client = redis_connect(url=url, socket_timeout=2, connect_timeout=2)
         try:
             client.ping()
         finally:
@@ -63,7 +64,8 @@ def redis_check(url: str | None = None) -> Check:
 
 
 def broker_check() -> Check:
-    from config.celery import app
+    # The configured app (config/celery.py) without importing it: config imports tasks.
+    app = current_app
 
     def probe() -> None:
         with app.connection_for_write() as conn:
@@ -73,8 +75,7 @@ def broker_check() -> Check:
 
 
 def workers_check(timeout: float = 2.0) -> dict[str, Any]:
-    from config.celery import app
-
+    app = current_app
     started = time.perf_counter()
     try:
         # limit=1: answer as soon as one worker replies instead of always waiting `timeout`.

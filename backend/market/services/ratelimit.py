@@ -1,53 +1,46 @@
 """A per-source requests-per-minute limit shared by every worker process.
 
-A sliding 60-second window kept in a Redis sorted set, checked and updated by one Lua script
-(atomic across processes). Redis's clock is the clock, so workers on different hosts agree.
+The `limits` library's moving window in Redis (one Lua script checks and records a request
+atomically across processes), on the process's Redis connection pool. Its clock is the
+caller's, so hosts must keep their clocks in step (NTP); a 60-second window tolerates the
+milliseconds they differ by.
 """
 
 from __future__ import annotations
 
-import uuid
+from functools import cache
 
 import redis
+from limits import RateLimitItemPerMinute
+from limits.storage import RedisStorage
+from limits.strategies import MovingWindowRateLimiter
 
-WINDOW_SECONDS = 60
-
-_ACQUIRE = """
-local now = redis.call('TIME')
-local now_us = tonumber(now[1]) * 1000000 + tonumber(now[2])
-local window_us = tonumber(ARGV[2]) * 1000000
-redis.call('ZREMRANGEBYSCORE', KEYS[1], '-inf', now_us - window_us)
-if redis.call('ZCARD', KEYS[1]) < tonumber(ARGV[1]) then
-  redis.call('ZADD', KEYS[1], now_us, ARGV[3])
-  redis.call('PEXPIRE', KEYS[1], tonumber(ARGV[2]) * 1000 + 1000)
-  return 1
-end
-return 0
-"""
+KEY_PREFIX = "tf:ratelimit"
 
 
-def rate_limit_key(source: str) -> str:
-    return f"tf:ratelimit:{source}"
+@cache
+def _limiter(pool: redis.ConnectionPool) -> MovingWindowRateLimiter:
+    storage = RedisStorage("redis://", connection_pool=pool, key_prefix=KEY_PREFIX)
+    return MovingWindowRateLimiter(storage)
 
 
 class SharedRateLimit:
     """`acquire()` is True when one more request fits in the last minute's budget."""
 
     def __init__(self, client: redis.Redis, *, source: str, per_minute: int) -> None:
-        self.client = client
         self.source = source
         self.per_minute = per_minute
-        self._script = client.register_script(_ACQUIRE)
+        self._item = RateLimitItemPerMinute(max(per_minute, 1))
+        self._limiter = _limiter(client.connection_pool)
 
     def acquire(self) -> bool:
         if self.per_minute <= 0:  # 0 = unlimited
             return True
-        token = uuid.uuid4().hex
-        return bool(self._script(keys=[rate_limit_key(self.source)], args=[self.per_minute, WINDOW_SECONDS, token]))
+        return self._limiter.hit(self._item, self.source)
 
     def used(self) -> int:
         """Requests counted in the current window (for the status API)."""
-        key = rate_limit_key(self.source)
-        seconds, micros = self.client.time()
-        now_us = int(seconds) * 1_000_000 + int(micros)
-        return int(self.client.zcount(key, now_us - WINDOW_SECONDS * 1_000_000, "+inf"))
+        if self.per_minute <= 0:
+            return 0
+        stats = self._limiter.get_window_stats(self._item, self.source)
+        return self.per_minute - stats.remaining
