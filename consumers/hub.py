@@ -41,13 +41,13 @@ logger = logging.getLogger(__name__)
 @database_sync_to_async
 def _snapshots(*, symbols: set[str], portfolios: dict[int, int]) -> list[dict[str, Any]]:
     """Current asset and portfolio snapshots as publishable events."""
-    from backend.market.selectors import asset_snapshot
+    from backend.market.selectors import quote_cached
     from backend.portfolios.selectors import portfolio_snapshot
     from backend.realtime.events import asset_event, portfolio_event
 
     events: list[dict[str, Any]] = []
     for symbol in sorted(symbols):
-        asset = asset_snapshot(symbol=symbol)
+        asset = quote_cached(symbol=symbol)
         if asset is not None:
             events.append(dict(asset_event(asset)))
     for portfolio_id, user_id in sorted(portfolios.items()):

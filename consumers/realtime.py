@@ -20,7 +20,7 @@ from django.conf import settings
 
 from backend.core.clock import utc_now_iso
 from backend.market.models import Asset
-from backend.market.selectors import asset_snapshot
+from backend.market.selectors import quote_cached
 from backend.market.services.tracking import asset_track
 from backend.ops.logging import connection_id_var
 from backend.portfolios.selectors import portfolio_snapshot
@@ -43,7 +43,7 @@ def _asset_subscription(symbol: str) -> tuple[str, AssetUpdate | None]:
         status = asset_track(symbol=symbol).tracking_status
     if status == Asset.TrackingStatus.UNKNOWN:
         return str(status), None
-    return str(status), asset_snapshot(symbol=symbol)
+    return str(status), quote_cached(symbol=symbol)
 
 
 @database_sync_to_async

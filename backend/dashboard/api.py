@@ -12,7 +12,7 @@ from rest_framework.permissions import IsAdminUser
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from backend.market.selectors import asset_snapshot
+from backend.market.selectors import quote_cached
 from backend.market.symbols import InvalidSymbol, symbol_normalize
 from backend.realtime.payloads import to_wire
 
@@ -56,7 +56,7 @@ def price_detail(request: Request, symbol: str) -> Response:
         symbol = symbol_normalize(symbol)
     except InvalidSymbol as exc:
         return _error("invalid_symbol", str(exc), 400)
-    payload = asset_snapshot(symbol=symbol)
+    payload = quote_cached(symbol=symbol)
     if payload is None:
         return _error("not_found", f"no quote for {symbol} yet", 404)
     return Response(to_wire(dict(payload)))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 from datetime import datetime, timedelta
 from typing import Any, Protocol
 
@@ -9,6 +10,7 @@ from django.conf import settings
 from django.core.cache import cache
 from django.db.models import Q
 from django.utils import timezone
+from redis.exceptions import RedisError
 
 from backend.core.clock import iso_z
 from backend.market.models import Asset, Quote
@@ -74,14 +76,20 @@ def quote_cache_key(symbol: str) -> str:
 
 
 def quote_cached(*, symbol: str) -> AssetUpdate | None:
-    """The latest quote for reads (API, snapshots): the Redis cache first, then the database
-    (which refills the cache). Fetching never reads this: a cycle always asks upstream."""
-    payload: AssetUpdate | None = cache.get(quote_cache_key(symbol))
+    """The latest quote for reads (`/api/prices/<symbol>/`, subscribe snapshots): the Redis
+    cache first, then the database (which refills the cache). A cache that does not answer
+    is skipped, not an error. Scheduled cycles never read this: they always ask upstream."""
+    key = quote_cache_key(symbol)
+    try:
+        payload: AssetUpdate | None = cache.get(key)
+    except RedisError:
+        payload = None
     if payload is not None:
         return payload
     payload = asset_snapshot(symbol=symbol)
     if payload is not None:
-        cache.set(quote_cache_key(symbol), payload, timeout=settings.REALTIME_CACHE_TIMEOUT)
+        with contextlib.suppress(RedisError):
+            cache.set(key, payload, timeout=settings.REALTIME_CACHE_TIMEOUT)
     return payload
 
 
