@@ -1,5 +1,5 @@
 """Keep one process alive for `make run`: restart it when it dies (a worker can die on a Redis
-restart, NOTES.md "Celery"), stop it when we are asked to stop. Heroku and compose restart
+restart, docs/operations.md, "Faults and recovery"), stop it when we are asked to stop. Heroku and compose restart
 dead processes themselves, so the Procfile does not use this."""
 
 from __future__ import annotations

@@ -1,5 +1,5 @@
 """Connection policy shared by every WebSocket endpoint: who may connect, how big and how
-often messages may be. The codes are DESIGN's; all but the Origin refusal are sent after
+often messages may be. The codes are the protocol's (docs/protocol.md); all but the Origin refusal are sent after
 accept, so a browser sees them (a close before accept is an HTTP 403 and shows as 1006)."""
 
 from __future__ import annotations

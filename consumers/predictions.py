@@ -1,4 +1,4 @@
-"""StockPredictionsConsumer at /ws/stock_predictions/ (seed 000, DESIGN): answers
+"""StockPredictionsConsumer at /ws/stock_predictions/ (docs/protocol.md): answers
 {"stock_symbol"} with a forecast computed from stored history. No envelope; the same
 authentication and limits as /ws/realtime/."""
 

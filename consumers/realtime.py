@@ -1,4 +1,4 @@
-"""RealtimeConsumer at /ws/realtime/ (DESIGN "WebSocket /ws/realtime/").
+"""RealtimeConsumer at /ws/realtime/ (docs/protocol.md).
 
 Thin adapter: validation lives in schema.py, policy in policy.py, reads in the selectors,
 routing and fan-out in hub.py. Pushed events do not pass through this consumer's channel:

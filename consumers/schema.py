@@ -1,7 +1,7 @@
 """Validation of every client message on /ws/realtime/ and /ws/stock_predictions/.
 
 The one place that turns raw frames into typed commands. Anything malformed raises
-`ProtocolError` with a contract error code (DESIGN "WebSocket /ws/realtime/"), so the
+`ProtocolError` with a contract error code (docs/protocol.md), so the
 consumer answers `error {code, message}` and keeps the connection open.
 """
 

@@ -1,4 +1,4 @@
-"""Portfolio REST API (DESIGN "HTTP"): thin views over the portfolio services and selectors.
+"""Portfolio REST API (docs/protocol.md, "REST"): thin views over the portfolio services and selectors.
 
 Owner only: another user's portfolio is a 404 on every verb, the same answer as a missing
 one. Figures are valued live and rounded to cents only here, at the edge (`to_wire`).

@@ -1,4 +1,4 @@
-"""JSON endpoints: prices (DESIGN "HTTP": /api/prices/<symbol>/ and .../history/), and the
+"""JSON endpoints: prices (docs/protocol.md, "REST": /api/prices/<symbol>/ and .../history/), and the
 dashboard's own watchlist, value-chart and status data. Thin: parse, call, shape."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The one definition of a well-formed symbol (DESIGN: 1-20 of A-Z 0-9 . - ^ = /)."""
+"""The one definition of a well-formed symbol (docs/protocol.md: 1-20 of A-Z 0-9 . - ^ = /)."""
 
 from __future__ import annotations
 

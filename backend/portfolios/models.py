@@ -1,7 +1,7 @@
 """Portfolios, their positions and valuation snapshots.
 
 Cached valuation fields keep full precision (10 places); rounding to cents happens only when
-a figure leaves the server (DESIGN "Valuation").
+a figure leaves the server (docs/protocol.md, "Valuation").
 
 "The price used in a position's previous valuation" (`significant_change`) is kept off the
 position rows, which a full price refresh would otherwise rewrite by the 100,000: each pass

@@ -1,4 +1,4 @@
-"""The shapes of what the server pushes (DESIGN "Pushed events"). Money is Decimal until the
+"""The shapes of what the server pushes (docs/protocol.md, "Pushed events"). Money is Decimal until the
 edge: `to_wire` rounds half-even to cents and turns numbers into JSON numbers."""
 
 from __future__ import annotations
@@ -62,7 +62,7 @@ class Notification(TypedDict, total=False):
 
 
 # Fields sent as stored (not rounded to cents): prices keep their quoted precision and
-# quantities may be fractional (DESIGN "Valuation").
+# quantities may be fractional (docs/protocol.md, "Valuation").
 UNROUNDED = frozenset({"quantity", "price", "current_price", "high", "low", "previous_close"})
 
 

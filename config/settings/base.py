@@ -198,7 +198,7 @@ CELERY_WORKER_HIJACK_ROOT_LOGGER = False
 CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT: float = env.float("CELERY_WORKER_SOFT_SHUTDOWN_TIMEOUT", default=20.0)
 CELERY_WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE = True
 
-# --- Real-time pipeline and WebSocket knobs (DESIGN "Environment") -------------------------
+# --- Real-time pipeline and WebSocket knobs (docs/operations.md, "Settings") -------------------------
 REALTIME_UPDATE_INTERVAL: int = env.int("REALTIME_UPDATE_INTERVAL", default=30)
 REALTIME_BATCH_SIZE: int = env.int("REALTIME_BATCH_SIZE", default=50)
 REALTIME_CACHE_TIMEOUT: int = env.int("REALTIME_CACHE_TIMEOUT", default=300)
@@ -224,7 +224,7 @@ WEBSOCKET_RATE_LIMIT_MESSAGES_PER_MINUTE: int = env.int("WEBSOCKET_RATE_LIMIT_ME
 WEBSOCKET_AUTH_RECHECK_SECONDS: int = env.int("WEBSOCKET_AUTH_RECHECK_SECONDS", default=60)
 WEBSOCKET_REQUIRED_PERMISSION: str = env("WEBSOCKET_REQUIRED_PERMISSION", default="")
 WEBSOCKET_NODE_TTL: int = env.int("WEBSOCKET_NODE_TTL", default=30)
-# Garbage collection in a process serving WebSockets (consumers/gc_policy.py): CPython's
+# Garbage collection in a process serving WebSockets (config/gc_policy.py): CPython's
 # thresholds once the hub starts (empty: leave CPython's), and the least seconds between two
 # full collections the hub runs while no batch is flowing.
 WEBSOCKET_GC_THRESHOLDS: tuple[int, ...] = tuple(

@@ -1,4 +1,4 @@
-"""/ws/stock_predictions/: the seed's message shape, no envelope, same authentication."""
+"""/ws/stock_predictions/: the reference client's message shape, no envelope, same authentication."""
 
 from __future__ import annotations
 

@@ -34,7 +34,7 @@ def upstream() -> Iterator[FakeUpstream]:
 def test_web_worker_beat_and_a_websocket_client_recover_from_a_redis_restart(upstream):
     # The worker runs under its process manager, as in `make run`: with celery/kombu 5.7 and
     # redis-py 8.1 a worker sometimes dies on a Redis restart inside kombu's transport
-    # (NOTES.md "Celery", kombu#582); the stack's promise is that it comes back by itself.
+    # (kombu#582; docs/operations.md); the stack's promise is that it comes back by itself.
     hold(["AAPL"])
     upstream.set_quote("AAPL", 100.0, previous_close=99.0)
     token = Token.objects.create(user=User.objects.get(username="holder")).key

@@ -1,4 +1,4 @@
-"""config/respawn.py brings a dead worker back (NOTES: kombu 5.7 + redis-py 8 can crash a
+"""config/respawn.py brings a dead worker back (kombu 5.7 + redis-py 8 can crash a
 worker on a Redis restart; make run relies on respawn for that)."""
 
 from __future__ import annotations

@@ -51,7 +51,7 @@ class Forecast:
     model: str = MODEL_NAME
 
     def as_message(self) -> dict[str, object]:
-        """The /ws/stock_predictions/ answer (no envelope: the seed's client reads `.prediction`)."""
+        """The /ws/stock_predictions/ answer (no envelope: the reference client reads `.prediction`)."""
         return {
             "prediction": self.probability_up,
             "symbol": self.symbol,

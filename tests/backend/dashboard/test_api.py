@@ -1,4 +1,4 @@
-"""The dashboard's JSON endpoints and the /api/prices/ endpoints (DESIGN "HTTP")."""
+"""The dashboard's JSON endpoints and the /api/prices/ endpoints (docs/protocol.md)."""
 
 from __future__ import annotations
 

@@ -1,7 +1,7 @@
 // Tickerflow real-time client: a static ES module, no build step.
 //
-// Speaks the /ws/realtime/ protocol (DESIGN "WebSocket /ws/realtime/") with the API shape
-// of the seed's PersonalFinanceWebSocket: connect / disconnect, subscribeToAsset,
+// Speaks the /ws/realtime/ protocol (docs/protocol.md) with the API shape
+// of the PersonalFinanceWebSocket reference client: connect / disconnect, subscribeToAsset,
 // unsubscribeFromAsset, subscribeToPortfolio, unsubscribeFromPortfolio, onMessageType, and
 // the onConnect / onDisconnect / onError / onStatusChange callbacks.
 //
@@ -331,6 +331,6 @@ export class TickerflowClient {
   }
 }
 
-// The seed's name, for code written against it.
+// The reference client's name, for code written against it.
 export { TickerflowClient as PersonalFinanceWebSocket };
 export default TickerflowClient;
