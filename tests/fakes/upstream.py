@@ -11,7 +11,8 @@ The one thing the tests fake. Shapes follow the real responses:
 - Finnhub: `/api/v1/quote?symbol=S&token=K` -> `{"c","d","dp","h","l","o","pc","t"}`; unknown ->
   all zero with `t == 0`; rate limit -> HTTP 429 `{"error": "API limit reached..."}`.
 
-Worker processes reach it over HTTP: pass `env()` to them.
+Worker processes reach it over HTTP: pass `env()` to them. The quote bodies are built in
+tests/fakes/upstream_wire.py.
 """
 
 from __future__ import annotations
@@ -27,25 +28,16 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from tests.fakes.upstream_wire import (
+    AV_INFORMATION,
+    AV_NOTE,
+    FakeQuote,
+    alpha_vantage_global_quote,
+    finnhub_quote,
+    yahoo_item,
+)
+
 SOURCES = ("yahoo", "alpha_vantage", "finnhub")
-AV_NOTE = (
-    "Thank you for using Alpha Vantage! Our standard API call frequency is 5 calls per minute and "
-    "25 calls per day. Please visit https://www.alphavantage.co/premium/ if you would like to target a higher API "
-    "call frequency."
-)
-AV_INFORMATION = (
-    "We have detected your API key as DEMO and our standard API rate limit is 25 requests per day. "
-    "Please subscribe to any of the premium plans at https://www.alphavantage.co/premium/ to instantly remove all "
-    "daily rate limits."
-)
-
-
-@dataclass
-class FakeQuote:
-    price: Any
-    previous_close: Any
-    volume: Any
-    at: int
 
 
 @dataclass
@@ -170,32 +162,6 @@ class FakeUpstream:
         with self._lock:
             self.requests[source].append(Request(source, path, params, time.time(), symbols))
 
-    def _yahoo_item(self, symbol: str, q: FakeQuote) -> dict[str, Any]:
-        item: dict[str, Any] = {
-            "language": "en-US",
-            "region": "US",
-            "quoteType": "EQUITY",
-            "typeDisp": "Equity",
-            "quoteSourceName": "Nasdaq Real Time Price",
-            "currency": "USD",
-            "exchange": "NMS",
-            "marketState": "REGULAR",
-            "regularMarketPrice": q.price,
-            "regularMarketTime": q.at,
-            "regularMarketVolume": q.volume,
-            "regularMarketPreviousClose": q.previous_close,
-            "symbol": symbol,
-        }
-        if _number(q.price) and _number(q.previous_close):
-            change = q.price - q.previous_close
-            item["regularMarketChange"] = change
-            item["regularMarketChangePercent"] = change / q.previous_close * 100
-            item["regularMarketDayHigh"] = max(q.price, q.previous_close)
-            item["regularMarketDayLow"] = min(q.price, q.previous_close)
-        if _number(q.price):
-            item["marketCap"] = int(q.price * 15_000_000_000)
-        return {k: v for k, v in item.items() if v is not None}
-
     def yahoo(self, path: str, params: dict[str, str], cookie: str) -> tuple[int, Any, dict[str, str]]:
         if path == "/yahoo-cookie":
             self._log("yahoo_crumb", path, params, [])
@@ -219,9 +185,7 @@ class FakeUpstream:
                 {"finance": {"result": None, "error": {"code": "Unauthorized", "description": "Invalid Crumb"}}},
                 {},
             )
-        result = [
-            self._yahoo_item(s, self.quotes[s]) for s in symbols if s in self.quotes and s not in self.hidden["yahoo"]
-        ]
+        result = [yahoo_item(s, self.quotes[s]) for s in symbols if s in self.quotes and s not in self.hidden["yahoo"]]
         return 200, {"quoteResponse": {"result": result, "error": None}}, {}
 
     def alpha_vantage(self, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
@@ -238,27 +202,7 @@ class FakeUpstream:
         if q is None or symbol in self.hidden["alpha_vantage"]:
             return 200, {"Global Quote": {}}, {}
         day = datetime.fromtimestamp(q.at, tz=UTC).date().isoformat()
-        body = {
-            "01. symbol": symbol,
-            "02. open": _av(q.previous_close),
-            "03. high": _av(
-                max(q.price, q.previous_close) if _number(q.price) and _number(q.previous_close) else q.price
-            ),
-            "04. low": _av(
-                min(q.price, q.previous_close) if _number(q.price) and _number(q.previous_close) else q.price
-            ),
-            "05. price": _av(q.price),
-            "06. volume": str(q.volume if q.volume is not None else 0),
-            "07. latest trading day": day,
-            "08. previous close": _av(q.previous_close),
-            "09. change": _av(q.price - q.previous_close) if _number(q.price) and _number(q.previous_close) else "",
-            "10. change percent": (
-                f"{(q.price - q.previous_close) / q.previous_close * 100:.4f}%"
-                if _number(q.price) and _number(q.previous_close)
-                else ""
-            ),
-        }
-        return 200, {"Global Quote": body}, {}
+        return 200, {"Global Quote": alpha_vantage_global_quote(symbol, q, day)}, {}
 
     def finnhub(self, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         symbol = params.get("symbol", "")
@@ -270,21 +214,7 @@ class FakeUpstream:
         q = self.quotes.get(symbol)
         if q is None or symbol in self.hidden["finnhub"]:
             return 200, {"c": 0, "d": None, "dp": None, "h": 0, "l": 0, "o": 0, "pc": 0, "t": 0}, {}
-        numeric = _number(q.price) and _number(q.previous_close)
-        return (
-            200,
-            {
-                "c": q.price,
-                "d": q.price - q.previous_close if numeric else None,
-                "dp": (q.price - q.previous_close) / q.previous_close * 100 if numeric else None,
-                "h": max(q.price, q.previous_close) if numeric else q.price,
-                "l": min(q.price, q.previous_close) if numeric else q.price,
-                "o": q.previous_close,
-                "pc": q.previous_close,
-                "t": q.at,
-            },
-            {},
-        )
+        return 200, finnhub_quote(q), {}
 
     def _handler(self) -> type[BaseHTTPRequestHandler]:
         fake = self
@@ -347,18 +277,6 @@ class _QuietServer(ThreadingHTTPServer):
     def handle_error(self, request: Any, client_address: Any) -> None:
         # A client that hangs up (a killed worker, a closed pool) is expected here.
         pass
-
-
-def _number(value: Any) -> bool:
-    return isinstance(value, int | float) and not isinstance(value, bool) and value == value
-
-
-def _av(value: Any) -> str:
-    if value is None:
-        return ""
-    if _number(value):
-        return f"{value:.4f}"
-    return str(value)
 
 
 @contextmanager

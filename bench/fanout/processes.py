@@ -1,0 +1,115 @@
+"""Process plumbing for the fan-out benchmark: the environment each process gets, the scratch
+database, Redis clean-up between runs, ports, and CPU / memory readings from /proc."""
+
+from __future__ import annotations
+
+import base64
+import os
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+from bench.fanout.designs import DESIGNS
+
+BASE_DIR = Path(__file__).resolve().parent.parent.parent
+VAR = BASE_DIR / "var" / "bench"
+SETTINGS = "config.settings.test"
+
+
+def bench_env(db: Path, layer: str) -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(
+        DJANGO_SETTINGS_MODULE=SETTINGS,
+        DATABASE_URL=f"sqlite:///{db}",
+        CHANNEL_LAYER_BACKEND=layer,
+        WEBSOCKET_MAX_CONNECTIONS_PER_USER="1000000",
+        CHANNEL_LAYER_MAX_CONNECTIONS="20000",
+        LOG_LEVEL="WARNING",
+        PYTHONUNBUFFERED="1",
+    )
+    return env
+
+
+def prepare_database(db: Path, symbols: list[str]) -> str:
+    VAR.mkdir(parents=True, exist_ok=True)
+    for suffix in ("", "-wal", "-shm"):
+        Path(f"{db}{suffix}").unlink(missing_ok=True)
+    env = bench_env(db, DESIGNS["hub-core"][1])
+    subprocess.run([sys.executable, "manage.py", "migrate", "-v", "0"], cwd=BASE_DIR, env=env, check=True)
+    script = (
+        "from django.contrib.auth.models import User\n"
+        "from rest_framework.authtoken.models import Token\n"
+        "from backend.market.models import Asset\n"
+        "u = User.objects.create_user('bench')\n"
+        f"Asset.objects.bulk_create([Asset(symbol=s, tracking_status='tracked') for s in {symbols!r}])\n"
+        "print(Token.objects.create(user=u).key)\n"
+    )
+    out = subprocess.run(
+        [sys.executable, "manage.py", "shell", "-c", script],
+        cwd=BASE_DIR,
+        env=env,
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    return out.stdout.strip().splitlines()[-1]
+
+
+def clean_redis(url: str) -> None:
+    import redis
+
+    client = redis.Redis.from_url(url)
+    for pattern in ("tf-asgi*", "asgi*", "tf:ws:*"):
+        keys = list(client.scan_iter(pattern, count=1000))
+        for i in range(0, len(keys), 500):
+            client.delete(*keys[i : i + 500])
+    client.close()
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_port(port: int, timeout: float = 30) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.5):
+                return
+        except OSError:
+            time.sleep(0.1)
+    raise TimeoutError(f"nothing listens on {port}")
+
+
+def warm_up(port: int, token: str) -> None:
+    with socket.create_connection(("127.0.0.1", port), timeout=30) as sock:
+        key = base64.b64encode(os.urandom(16)).decode()
+        sock.sendall(
+            (
+                f"GET /ws/realtime/ HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\n"
+                f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n"
+                f"Authorization: Token {token}\r\n\r\n"
+            ).encode()
+        )
+        data = b""
+        while data.count(b"connection") < 1:
+            chunk = sock.recv(4096)
+            if not chunk:
+                break
+            data += chunk
+
+
+def proc_cpu_seconds(pid: int) -> float:
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def proc_rss_kb(pid: int) -> int:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1])
+    return 0
