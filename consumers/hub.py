@@ -25,7 +25,7 @@ from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
-from backend.realtime.groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP
+from backend.realtime.groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP, RESYNC_MESSAGE_TYPE
 from config.gc_policy import gc_collect_if_quiet, gc_tune_process
 
 from .auth import credentials_check_many
@@ -203,13 +203,19 @@ class Hub:
                 # within ~2 s of Redis.
                 backoff = min(backoff * 2, 2)
                 continue
-            if message.get("type") == BATCH_MESSAGE_TYPE:
+            kind = message.get("type")
+            if kind == BATCH_MESSAGE_TYPE:
                 self.batches_received += 1
                 self.last_batch_at = time.monotonic()
                 try:
                     self.dispatch(message["events"])
                 except Exception:
                     logger.exception("push hub: dispatch failed")
+            elif kind == RESYNC_MESSAGE_TYPE:
+                try:
+                    await self._resnapshot("a publisher lost events")
+                except Exception:
+                    logger.exception("push hub: resync failed")
 
     async def _recover(self) -> None:
         """Redis answers again after an outage. A restarted Redis comes back empty: this
@@ -219,12 +225,17 @@ class Hub:
         what it subscribes to, the same one a new subscription gets."""
         await self.layer.group_add(BROADCAST_GROUP, self.channel)
         await self.registry.heartbeat([c.info() for c in self.connections])
+        await self._resnapshot("the layer is back; re-joined")
+
+    async def _resnapshot(self, why: str) -> None:
+        """Send every local subscriber the current snapshot of what it subscribes to, the
+        same one a new subscription gets."""
         events = await _snapshots(
             symbols={s for c in self.connections for s in c.assets},
             portfolios={p: c.user_id for c in self.connections for p in c.portfolios},
         )
         frames = self.dispatch(events)
-        logger.warning("push hub: layer back; re-joined and re-sent %d snapshots (%d frames)", len(events), frames)
+        logger.warning("push hub: %s: re-sent %d snapshots (%d frames)", why, len(events), frames)
 
     async def _heartbeat(self) -> None:
         interval = max(1.0, settings.WEBSOCKET_NODE_TTL / 3)

@@ -26,6 +26,10 @@ COUNTER_HELP = {
     "quotes_stored": "Quotes written (latest quote upserts)",
     "messages_published": "Events handed to the channel layer",
     "cycles": "Refresh cycles started",
+    "publish_retries": "Publishes that failed once and were retried on fresh connections",
+    "publish_deferred": "Events kept for later because Redis did not answer",
+    "publish_recovered": "Kept events published once Redis answered again",
+    "publish_resyncs": "Times hubs were told to resync their clients (kept events overflowed)",
 }
 
 

@@ -24,3 +24,5 @@ def user_group(user_id: int) -> str:
 # Every Daphne process's hub joins this group; a published batch is one message to it.
 BROADCAST_GROUP = "tf.push"
 BATCH_MESSAGE_TYPE = "push.batch"
+# Told to every hub when published events were lost: each re-sends its clients snapshots.
+RESYNC_MESSAGE_TYPE = "push.resync"

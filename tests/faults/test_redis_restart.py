@@ -88,35 +88,10 @@ def test_web_worker_beat_and_a_websocket_client_recover_from_a_redis_restart(ups
             respawns = worker.log().count("respawn: ")
             print(f"\nredis restart: update after {got_update:.1f} s, health 200 after {healthy:.1f} s, "
                   f"client connects {client.connects}, closes {client.closes}, worker respawns {respawns}")  # fmt: skip
-            assert got_update < 30
+            # A client subscribed across the restart holds the new price within 5 s of Redis
+            # answering (the next 2 s beat tick, the fetch, a publish on fresh connections).
+            assert got_update <= 5, f"new price {got_update:.1f} s after Redis answered"
     finally:
         if beat is not None:
             beat.stop()
         stop_redis(server)
-
-
-def test_a_publish_while_redis_is_down_is_logged_as_an_error_not_dropped_silently(settings, caplog):
-    """The pipeline stores the prices first; a publish that fails is reported (clients get the
-    value from the hub's resync or the next change), never a silent success."""
-    import copy
-    import logging
-    from decimal import Decimal
-
-    from backend.market.services.refresh import BatchResult
-    from backend.realtime.events import asset_event
-    from tasks.prices import batch_publish
-
-    url, server = start_redis(port=free_port(), record=False)
-    stop_redis(server)  # nothing listens there now
-    layers = copy.deepcopy(settings.CHANNEL_LAYERS)
-    layers["default"]["CONFIG"]["hosts"][0]["address"] = url
-    settings.CHANNEL_LAYERS = layers
-    result = BatchResult(events=[asset_event({
-        "symbol": "AAPL", "price": Decimal("1"), "change": None, "change_percent": None, "volume": None,
-        "high": None, "low": None, "market_cap": None, "previous_close": None,
-        "last_updated": "2026-11-21T16:00:00Z", "source": "simulated",
-    })])  # fmt: skip
-    with caplog.at_level(logging.ERROR, logger="backend.market.services.refresh"):
-        assert batch_publish(result) == 0
-    assert result.published == 0
-    assert any("publishing 1 events failed" in r.getMessage() for r in caplog.records), caplog.text
