@@ -2,9 +2,10 @@
 
 `publish_batch` sends ONE layer message per batch to the group every process's hub joins
 (BROADCAST_GROUP); the hub routes each event to the local connections that subscribe to its
-group (asset / portfolio / user) and encodes each payload once. docs/operations.md, "Fan-out figures":
-a channel-layer group per consumer tops out near 3,000 layer messages/s per process and the
-core layer drops over capacity silently; one message per batch per process does not.
+group (asset / portfolio / user) and encodes each payload once. A channel-layer group per
+consumer tops out near 3,000 layer messages/s per process and the core layer drops over
+capacity silently; one message per batch per process does not (docs/operations.md,
+"Fan-out figures").
 
 The hub also keeps the node's registry entry alive (heartbeat), re-joins the broadcast group
 on every heartbeat (the core layer forgets members after `group_expiry`, and everything after a

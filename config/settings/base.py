@@ -121,7 +121,7 @@ LOGIN_URL = "/accounts/login/"
 LOGIN_REDIRECT_URL = "/"
 LOGOUT_REDIRECT_URL = "/accounts/login/"
 
-# --- Redis: one URL serves the broker, results, cache, channel layer and locks ------------
+# --- Redis: one URL serves the broker, cache, channel layer and locks ---------------------
 REDIS_URL: str = env("REDIS_URL", default="")
 
 CACHES = {
@@ -135,7 +135,7 @@ CACHES = {
 }
 
 CHANNEL_LAYER_CAPACITY: int = env.int("CHANNEL_LAYER_CAPACITY", default=1000)
-# The core layer by default; README "Push layer" has the figures for both. The push hub
+# The core layer by default; docs/operations.md, "Fan-out figures", has the figures for both. The push hub
 # sends one layer message per published batch, so either layer carries it.
 CHANNEL_LAYER_BACKEND: str = env("CHANNEL_LAYER_BACKEND", default="channels_redis.core.RedisChannelLayer")
 CHANNEL_LAYERS = {
@@ -159,7 +159,12 @@ CHANNEL_LAYERS = {
 
 # --- Celery --------------------------------------------------------------------------------
 CELERY_BROKER_URL = REDIS_URL
-CELERY_RESULT_BACKEND = REDIS_URL
+# Nothing in the product reads task results (Flower shows them from worker events), and
+# storing them put Redis on every task's failure path: a task failing while Redis restarts
+# raised out of the pool's callback and took the worker down. Off unless asked for (the
+# test suite reads results: config/settings/test.py).
+CELERY_RESULT_BACKEND: str | None = env.str("CELERY_RESULT_BACKEND", default="") or None
+CELERY_TASK_IGNORE_RESULT = CELERY_RESULT_BACKEND is None
 CELERY_RESULT_EXPIRES = 3600
 CELERY_TASK_SERIALIZER = "json"
 CELERY_RESULT_SERIALIZER = "json"
@@ -217,7 +222,7 @@ WEBSOCKET_MAX_CONNECTIONS_PER_USER: int = env.int("WEBSOCKET_MAX_CONNECTIONS_PER
 WEBSOCKET_MAX_SUBSCRIPTIONS_PER_CONNECTION: int = env.int("WEBSOCKET_MAX_SUBSCRIPTIONS_PER_CONNECTION", default=50)
 WEBSOCKET_MESSAGE_SIZE_LIMIT: int = env.int("WEBSOCKET_MESSAGE_SIZE_LIMIT", default=1024)
 WEBSOCKET_RATE_LIMIT_MESSAGES_PER_MINUTE: int = env.int("WEBSOCKET_RATE_LIMIT_MESSAGES_PER_MINUTE", default=60)
-# Push layer (README "Push layer"): how often a long connection's user/token/session is
+# Push layer (docs/operations.md, "Settings"): how often a long connection's user/token/session is
 # re-checked, an optional permission every WebSocket user needs (4403 without it), the
 # heartbeat expiry after which a dead Daphne process's connections are forgotten, and how
 # many unsent bytes a slow client may hold before its updates are coalesced.
@@ -268,8 +273,11 @@ PRICE_RETRY_BACKOFF_MAX: float = env.float("PRICE_RETRY_BACKOFF_MAX", default=60
 PRICE_FETCH_MAX_DELIVERIES: int = env.int("PRICE_FETCH_MAX_DELIVERIES", default=3)
 PRICE_FETCH_SOFT_TIME_LIMIT: int = env.int("PRICE_FETCH_SOFT_TIME_LIMIT", default=45)
 PRICE_FETCH_TIME_LIMIT: int = env.int("PRICE_FETCH_TIME_LIMIT", default=60)
+# How long a run's record (its lock token, symbols, batches attempted) is kept at most.
 PRICE_CYCLE_LOCK_TIMEOUT: int = env.int("PRICE_CYCLE_LOCK_TIMEOUT", default=300)
-PRICE_INFLIGHT_TTL: int = env.int("PRICE_INFLIGHT_TTL", default=120)
+# Seconds a symbol's in-flight claim or the cycle lock outlives its last renewal: running
+# batches renew them every third of this, so a killed worker's hold lapses this soon.
+PRICE_INFLIGHT_TTL: int = env.int("PRICE_INFLIGHT_TTL", default=10)
 PRICE_UNKNOWN_REPROBE_SECONDS: int = env.int("PRICE_UNKNOWN_REPROBE_SECONDS", default=86400)
 # A retry waits in the worker unacknowledged: past the visibility timeout the broker would
 # hand it to a second worker as well, so the backoff always stays well below it.
@@ -301,7 +309,7 @@ REST_FRAMEWORK = {
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "Tickerflow API",
-    "DESCRIPTION": "Real-time market data and portfolios. WebSocket protocol: see README.",
+    "DESCRIPTION": "Real-time market data and portfolios. WebSocket protocol: see docs/protocol.md.",
     "VERSION": "1.0.0",
     "SERVE_INCLUDE_SCHEMA": False,
     "SWAGGER_UI_DIST": "SIDECAR",  # served locally: the docs page works offline
