@@ -7,7 +7,7 @@ drops it.
 
 Live clients: 100 of the 1,000 users are connected and subscribe to their 10 portfolios each
 (1,000 of the 10,000), registered in the connection registry (REDIS_URL) as one fake Daphne
-node for the run: only their events are built (DESIGN "Pushed events").
+node for the run: only their events are built (the revaluation's audience).
 """
 
 from __future__ import annotations
@@ -151,7 +151,9 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     from backend.portfolios.models import Portfolio
     from backend.portfolios.services import revaluation
     from backend.portfolios.services.revaluation import portfolios_revalue_for_symbols
-    from backend.portfolios.services.valuation import portfolio_sums
+    from backend.portfolios.services.revaluation.audience import audience_live
+    from backend.portfolios.services.revaluation.sql_pass import aggregation_memory_raise
+    from backend.portfolios.valuation import portfolio_sums
 
     rows: list[tuple[str, float, str]] = []
     with connection.cursor() as cursor:
@@ -161,7 +163,7 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     symbols = list(Asset.objects.values_list("symbol", flat=True))
     users, subscribed = _clients_connect(node)
     started = time.perf_counter()
-    audience = revaluation.audience_live()
+    audience = audience_live()
     rows.append(
         (
             "live clients (registry read)",
@@ -172,16 +174,16 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     )
 
     started = time.perf_counter()
-    first = portfolios_revalue_for_symbols(symbols=symbols, publish=False)
-    rows.append(("first valuation (stores all)", time.perf_counter() - started, f"{first.portfolios_changed} stored"))
+    first = portfolios_revalue_for_symbols(symbols=symbols)
+    rows.append(("first revaluation (stores all)", time.perf_counter() - started, f"{first.portfolios_changed} stored"))
 
     with connection.cursor() as cursor:
-        # The first valuation marked every position valued: the statistics autovacuum would
+        # The first revaluation marked every position valued: the statistics autovacuum would
         # gather next (the pass finds the never-valued ones through a partial index).
         cursor.execute("ANALYZE portfolios_position")
     all_ids = list(Portfolio.objects.values_list("pk", flat=True))
     with transaction.atomic():  # the ORM aggregation reads (API, SQLite pass) use, for reference
-        revaluation.aggregation_memory_raise(group_size=len(all_ids))
+        aggregation_memory_raise(share_size=len(all_ids))
         started = time.perf_counter()
         sums = portfolio_sums(portfolio_ids=all_ids)
         elapsed = time.perf_counter() - started
@@ -194,7 +196,7 @@ def _run(node: str) -> list[tuple[str, float, str]]:
 
     gc_tune_process(settings.WORKER_GC_THRESHOLDS)
     events_seconds = 0.0
-    build = revaluation._events_build
+    build = revaluation.events_build
 
     def timed_build(*args, **kwargs):
         nonlocal events_seconds
@@ -208,7 +210,7 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     # median and the best of them, and the last one's queries.
     stored_times: list[float] = []
     events_times: list[float] = []
-    revaluation._events_build = timed_build
+    revaluation.events_build = timed_build
     try:
         for _ in range(ROUNDS):
             with connection.cursor() as cursor:
@@ -216,19 +218,19 @@ def _run(node: str) -> list[tuple[str, float, str]]:
             events_seconds = 0.0
             with CaptureQueriesContext(connection) as captured:
                 started = time.perf_counter()
-                result = portfolios_revalue_for_symbols(symbols=symbols, publish=False)
+                result = portfolios_revalue_for_symbols(symbols=symbols)
                 elapsed = time.perf_counter() - started
             stored_times.append(elapsed - events_seconds)
             events_times.append(events_seconds)
     finally:
-        revaluation._events_build = build
+        revaluation.events_build = build
     stored = statistics.median(stored_times)
     verdict = "meets" if stored <= TARGET_SECONDS else "misses"
     rows.append(
         (
             f"revalue + store, median of {ROUNDS}",
             stored,
-            f"{result.portfolios_valued / stored:,.0f} portfolios/s; best {min(stored_times):.3f} s, worst "
+            f"{result.portfolios_revalued / stored:,.0f} portfolios/s; best {min(stored_times):.3f} s, worst "
             f"{max(stored_times):.3f} s; {verdict} the {TARGET_SECONDS} s target",
         )
     )
@@ -253,32 +255,29 @@ def _run(node: str) -> list[tuple[str, float, str]]:
             f"{kinds.count('portfolio_update')} portfolio_update, {kinds.count('position_update')} position_update",
         )
     )
-    rows.append(("  = recalculate task body", stored + events_median, "without the Redis publish"))
+    rows.append(("  = revaluation task body", stored + events_median, "without the Redis publish"))
 
     started = time.perf_counter()
-    again = portfolios_revalue_for_symbols(symbols=symbols, publish=False)
+    again = portfolios_revalue_for_symbols(symbols=symbols)
     rows.append(("rerun, same prices", time.perf_counter() - started, f"{again.portfolios_changed} stored"))
 
     # The plan of the pass itself, after another full price move (rolled back): the first of
-    # the run's groups, as the run cuts them (a span of ids per connection).
+    # the run's shares, as the run cuts them (a span of ids per connection).
     from datetime import UTC, datetime
 
-    from backend.portfolios.services.revaluation_sql import group_store_statement
+    from backend.portfolios.services.revaluation.spans import portfolio_id_spans
+    from backend.portfolios.services.revaluation.sql_statement import share_statement
 
     with connection.cursor() as cursor:
         _refresh_all_prices(cursor)
-    span = revaluation.portfolio_id_spans(count=settings.PORTFOLIO_RECALC_CONNECTIONS)[0]
+    span = portfolio_id_spans(connection_count=settings.PORTFOLIO_RECALC_CONNECTIONS)[0]
     low, high = span.low, span.high
     listened = audience.portfolios_listened(span.ids) or []
-    sql, params = group_store_statement(
-        span,
-        now=datetime.now(UTC),
-        price_overrides=None,
-        heard=audience.portfolios_heard(span.ids),
-        listened=listened,
+    sql, params = share_statement(
+        span, now=datetime.now(UTC), heard=audience.portfolios_heard(span.ids), listened=listened
     )
     with transaction.atomic(), connection.cursor() as cursor:
-        revaluation.aggregation_memory_raise(group_size=len(span.ids))
+        aggregation_memory_raise(share_size=len(span.ids))
         cursor.execute("SET LOCAL jit = off")
         cursor.execute(f"EXPLAIN (ANALYZE, BUFFERS) {sql}", params)
         plan = "\n".join(line for (line,) in cursor.fetchall())
@@ -286,9 +285,9 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     # The id array literals would fill the file: shown elided.
     plan = re.sub(r"ARRAY\[[0-9, ]{200,}\]|'\{[0-9,]{200,}\}'", "<ids>", plan)
     PLAN_PATH.write_text(
-        f"-- the revaluation statement (backend/portfolios/services/revaluation_sql.py) of the group of "
-        f"portfolios {low}..{high} (of {PORTFOLIOS} x {POSITIONS_EACH} positions, {ASSETS} assets; the other "
-        f"group runs beside it on a second connection), after a full price move, {len(listened)} of its "
+        f"-- the revaluation statement (backend/portfolios/services/revaluation/sql_statement.py) of the share "
+        f"of portfolios {low}..{high} (of {PORTFOLIOS} x {POSITIONS_EACH} positions, {ASSETS} assets; the other "
+        f"share runs beside it on a second connection), after a full price move, {len(listened)} of its "
         f"portfolios listened (PostgreSQL {connection.pg_version})\n\n{plan}\n"  # type: ignore[attr-defined]
     )
     return rows

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import logging
 from decimal import ROUND_HALF_EVEN, Decimal
 
 from django.contrib import admin, messages
@@ -7,7 +8,9 @@ from django.db.models import Count, QuerySet
 from django.http import HttpRequest
 
 from .models import Portfolio, PortfolioSnapshot, Position
-from .services.revaluation import portfolios_revalue
+from .signals import portfolio_changed
+
+logger = logging.getLogger(__name__)
 
 CENT = Decimal("0.01")
 
@@ -83,11 +86,14 @@ class PortfolioAdmin(admin.ModelAdmin):
 
     @admin.action(description="Recalculate now")
     def recalculate_now(self, request: HttpRequest, queryset: QuerySet[Portfolio]) -> None:
-        result = portfolios_revalue(portfolio_ids=list(queryset.values_list("pk", flat=True)))
+        # The same path as a position change: a revaluation task per portfolio, which stores
+        # the figures and publishes what changed (docs/architecture.md, "Who enqueues what").
+        ids = list(queryset.values_list("pk", flat=True))
+        for portfolio_id in ids:
+            portfolio_changed.send(sender=Portfolio, portfolio_id=portfolio_id)
         self.message_user(
             request,
-            f"Recalculated {result.portfolios_valued} portfolio(s): {result.portfolios_changed} changed "
-            f"(updates are published to subscribers).",
+            f"Revaluation of {len(ids)} portfolio(s) queued: subscribers get what changed.",
             messages.SUCCESS,
         )
 

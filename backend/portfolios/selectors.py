@@ -1,5 +1,5 @@
-"""Reads of portfolios shaped for clients, valued live by the valuation service (so a
-client never sees figures older than the latest quotes)."""
+"""Reads of portfolios shaped for clients, with live valuations from the valuation service
+(so a client never sees figures older than the latest quotes)."""
 
 from __future__ import annotations
 
@@ -9,8 +9,8 @@ from typing import Any
 
 from backend.core.clock import utc_now_iso
 from backend.portfolios.models import Portfolio, Position
-from backend.portfolios.services.payloads import portfolio_update_payload
-from backend.portfolios.services.valuation import group_by_portfolio, portfolios_value, positions_value
+from backend.portfolios.payloads import portfolio_update_payload
+from backend.portfolios.valuation import by_portfolio, portfolio_valuations, position_valuations
 from backend.realtime.payloads import PortfolioUpdate
 
 
@@ -18,10 +18,10 @@ def portfolio_snapshot(*, portfolio_id: int, user_id: int) -> PortfolioUpdate | 
     """The current valuation of one of the user's portfolios as a `portfolio_update`
     (`value_changed` false: nothing moved, it is a snapshot; every position listed). None
     when the portfolio does not exist or is not the user's: callers answer both the same way."""
-    valuations = portfolios_value(portfolios=Portfolio.objects.filter(pk=portfolio_id, owner_id=user_id))
+    valuations = portfolio_valuations(portfolios=Portfolio.objects.filter(pk=portfolio_id, owner_id=user_id))
     if not valuations:
         return None
-    positions = positions_value(positions=Position.objects.filter(portfolio_id=portfolio_id))
+    positions = position_valuations(positions=Position.objects.filter(portfolio_id=portfolio_id))
     return portfolio_update_payload(valuations[0], positions, value_changed=False, valued_at=datetime.now(UTC))
 
 
@@ -31,9 +31,9 @@ def portfolios_read(*, owner_id: int, portfolio_id: int | None = None) -> list[d
     portfolios = Portfolio.objects.filter(owner_id=owner_id)
     if portfolio_id is not None:
         portfolios = portfolios.filter(pk=portfolio_id)
-    valuations = portfolios_value(portfolios=portfolios)
-    positions = group_by_portfolio(
-        positions_value(positions=Position.objects.filter(portfolio_id__in=[v.portfolio_id for v in valuations]))
+    valuations = portfolio_valuations(portfolios=portfolios)
+    positions = by_portfolio(
+        position_valuations(positions=Position.objects.filter(portfolio_id__in=[v.portfolio_id for v in valuations]))
     )
     now = utc_now_iso()
     result: list[dict[str, Any]] = []

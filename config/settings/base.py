@@ -209,11 +209,11 @@ REALTIME_BATCH_SIZE: int = env.int("REALTIME_BATCH_SIZE", default=50)
 REALTIME_CACHE_TIMEOUT: int = env.int("REALTIME_CACHE_TIMEOUT", default=300)
 REALTIME_MAX_WORKERS: int = env.int("REALTIME_MAX_WORKERS", default=2)
 # Seconds between the starts of two revaluation rounds while batches keep changing prices
-# (backend/portfolios/services/coalesce.py); the first change is revalued at once.
+# (backend/portfolios/services/revaluation/coalesce.py); the first change is revalued at once.
 PORTFOLIO_RECALC_INTERVAL: float = env.float("PORTFOLIO_RECALC_INTERVAL", default=0.25)
 # Database connections one revaluation run may use at once: a run of 2,000+ portfolios (a
-# full refresh: of all portfolios) is split into groups revalued side by side
-# (backend/portfolios/services/revaluation.py).
+# full refresh: of all portfolios) is split into shares revalued side by side
+# (backend/portfolios/services/revaluation/spans.py).
 PORTFOLIO_RECALC_CONNECTIONS: int = env.int("PORTFOLIO_RECALC_CONNECTIONS", default=2)
 CELERY_WORKER_CONCURRENCY = REALTIME_MAX_WORKERS
 

@@ -1,4 +1,4 @@
-"""recalculate_portfolios on a REAL Celery worker against the real PostgreSQL/Redis: the
+"""The revaluation task on a REAL Celery worker against the real PostgreSQL/Redis: the
 portfolio_update it publishes reaches a channel subscribed to the portfolio's group. The
 owner is connected and subscribed (registered in the connection registry): only events
 someone can receive are built."""
@@ -50,7 +50,7 @@ async def run_task(symbols: list[str]) -> dict[str, int]:
     return await asyncio.to_thread(result.get, timeout=60)
 
 
-def test_recalculate_on_a_real_worker_publishes_portfolio_and_position_updates_once():
+def test_a_revaluation_on_a_real_worker_publishes_portfolio_and_position_updates_once():
     ann = User.objects.create_user("ann")
     for symbol in ("AAPL", "MSFT", "KO"):
         Asset.objects.create(symbol=symbol)

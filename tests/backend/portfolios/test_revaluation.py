@@ -1,4 +1,5 @@
-"""Recalculation after a price batch: only the affected portfolios, stored once, published once."""
+"""Revaluation after a price batch: only the affected portfolios, stored once, their events
+returned for the caller to publish."""
 
 from __future__ import annotations
 
@@ -17,31 +18,9 @@ from .conftest import hold, quote_set
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def published(monkeypatch, django_capture_on_commit_callbacks) -> list[list[dict]]:
-    """The batches handed to publish_batch; each revalue call's on-commit publishing runs
-    as if its transaction committed (the test's own transaction never does)."""
-    batches: list[list[dict]] = []
-
-    def record(events):
-        batch = list(events)
-        batches.append(batch)
-        return len(batch)
-
-    monkeypatch.setattr(revaluation, "publish_batch", record)
-    original = revaluation._revalue_run  # every run, by ids or by symbols
-
-    def committed(*args, **kwargs):
-        with django_capture_on_commit_callbacks(execute=True):
-            return original(*args, **kwargs)
-
-    monkeypatch.setattr(revaluation, "_revalue_run", committed)
-    return batches
-
-
-def test_first_run_stores_figures_snapshot_and_last_valued_prices(three_portfolios, published):
+def test_first_run_stores_figures_snapshot_and_last_valued_prices(three_portfolios):
     result = revaluation.portfolios_revalue_for_symbols(symbols=["AAPL"])
-    assert result.portfolios_valued == 2  # Gains and Loss hold AAPL; Large does not
+    assert result.portfolios_revalued == 2  # Gains and Loss hold AAPL; Large does not
     gains = Portfolio.objects.get(name="Gains")
     assert gains.total_value is not None
     assert gains.total_value.quantize(Decimal("0.01")) == Decimal("36670.06")
@@ -50,29 +29,27 @@ def test_first_run_stores_figures_snapshot_and_last_valued_prices(three_portfoli
     assert Position.objects.get(portfolio=gains, asset__symbol="BTC-USD").last_valued_price == Decimal("64250.123456")
     assert Position.objects.get(asset__symbol="NEWCO").last_valued_price is None  # no quote, nothing valued
     assert Portfolio.objects.get(name="Large").valued_at is None
-    assert len(published) == 1  # one publish call for the whole run
-    kinds = sorted((e["type"], e["group"]) for e in published[0])
+    kinds = sorted((e["type"], e["group"]) for e in result.events)
     assert kinds == [
         ("portfolio_update", f"portfolio.{gains.pk}"),
         ("portfolio_update", f"portfolio.{three_portfolios['loss'].pk}"),
     ]  # first valuation: no previous price, so no position moved "significantly"
-    update = next(e for e in published[0] if e["group"] == f"portfolio.{gains.pk}")["data"]
+    update = next(e for e in result.events if e["group"] == f"portfolio.{gains.pk}")["data"]
     assert update["total_value"] == 36670.06
     assert update["daily_change_percent"] == 1.80
     assert update["value_changed"] is True
     assert [p["symbol"] for p in update["positions_updated"]] == ["AAPL", "BTC-USD", "NVDA"]
 
 
-def test_second_run_on_the_same_prices_stores_and_publishes_nothing(three_portfolios, published):
+def test_second_run_on_the_same_prices_stores_nothing_and_has_no_events(three_portfolios):
     revaluation.portfolios_revalue_for_symbols(symbols=["AAPL", "BTC-USD"])
     before = list(Portfolio.objects.order_by("pk").values_list("pk", "valued_at", "updated_at"))
     snapshots = PortfolioSnapshot.objects.count()
-    published.clear()
     with CaptureQueriesContext(connection) as queries:
         result = revaluation.portfolios_revalue_for_symbols(symbols=["AAPL", "BTC-USD"])
-    assert result.portfolios_valued == 3
+    assert result.portfolios_revalued == 3
     assert result.portfolios_changed == 0
-    assert published == []
+    assert result.events == []
     assert PortfolioSnapshot.objects.count() == snapshots
     assert list(Portfolio.objects.order_by("pk").values_list("pk", "valued_at", "updated_at")) == before
     # No write statement; the PostgreSQL pass (one WITH statement) writes no row either
@@ -81,15 +58,14 @@ def test_second_run_on_the_same_prices_stores_and_publishes_nothing(three_portfo
     assert writes == []
 
 
-def test_only_portfolios_holding_changed_symbols_are_recalculated(three_portfolios, published):
+def test_only_portfolios_holding_changed_symbols_are_revalued(three_portfolios):
     revaluation.portfolios_revalue(portfolio_ids=[p.pk for p in three_portfolios.values()])
     large_valued_at = Portfolio.objects.get(name="Large").valued_at
     quote_set("MSFT", "420.25", "415.75")  # only Loss holds MSFT
-    published.clear()
     with CaptureQueriesContext(connection) as queries:
         result = revaluation.portfolios_revalue_for_symbols(symbols=["MSFT"])
     # Whether every held asset changed (no: AAPL, BTC-USD... did not), the holders, then one
-    # group: ONE statement (lock, aggregate, store, snapshot, the moved positions of listened
+    # share: ONE statement (lock, aggregate, store, snapshot, the moved positions of listened
     # portfolios), then the look for epochs no portfolio points at any more (none: Gains and
     # Large still point at the first run's). On SQLite the ORM pass takes a few more.
     statements = [q["sql"] for q in queries.captured_queries if "SAVEPOINT" not in q["sql"]]
@@ -97,7 +73,7 @@ def test_only_portfolios_holding_changed_symbols_are_recalculated(three_portfoli
     if connection.vendor == "postgresql":
         assert len(statements) == 4, "\n".join(s[:160] for s in statements)
         assert sum(s.lstrip().startswith("WITH prices") for s in statements) == 1
-    assert result.portfolios_valued == 1
+    assert result.portfolios_revalued == 1
     assert Portfolio.objects.get(name="Large").valued_at == large_valued_at
     assert Portfolio.objects.get(name="Gains").valued_at == large_valued_at
     loss = Portfolio.objects.get(name="Loss")
@@ -109,7 +85,7 @@ def test_only_portfolios_holding_changed_symbols_are_recalculated(three_portfoli
     # MSFT 20*420.25 = 8405.00 (+90.00) + AAPL 476.25 (+6.25)
     assert loss.total_value.quantize(Decimal("0.01")) == Decimal("8881.25")
     assert loss.daily_change.quantize(Decimal("0.01")) == Decimal("96.25")
-    (batch,) = published
+    batch = result.events
     assert [(e["type"], e["group"]) for e in batch] == [
         ("portfolio_update", f"portfolio.{loss.pk}"),
         ("position_update", f"user.{loss.owner_id}"),  # 410.25 -> 420.25 is +2.4 %
@@ -130,17 +106,15 @@ def test_only_portfolios_holding_changed_symbols_are_recalculated(three_portfoli
     }
 
 
-def test_a_move_under_one_percent_publishes_the_portfolio_but_no_position_update(three_portfolios, published):
+def test_a_move_under_one_percent_tells_the_portfolio_but_no_position_update(three_portfolios):
     revaluation.portfolios_revalue(portfolio_ids=[three_portfolios["loss"].pk])
     quote_set("MSFT", "414.35", "415.75")  # +1.0 % exactly of 410.25 is 4.1025: 4.10 is under it
-    published.clear()
-    revaluation.portfolios_revalue_for_symbols(symbols=["MSFT"])
-    (batch,) = published
-    assert [e["type"] for e in batch] == ["portfolio_update"]
+    result = revaluation.portfolios_revalue_for_symbols(symbols=["MSFT"])
+    assert [e["type"] for e in result.events] == ["portfolio_update"]
     assert Position.objects.get(asset__symbol="MSFT").last_valued_price == Decimal("414.35")
 
 
-def test_snapshot_rows_follow_each_change(three_portfolios, published):
+def test_snapshot_rows_follow_each_change(three_portfolios):
     loss = three_portfolios["loss"]
     t0 = datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
     revaluation.portfolios_revalue(portfolio_ids=[loss.pk], now=t0)
@@ -153,7 +127,7 @@ def test_snapshot_rows_follow_each_change(three_portfolios, published):
     assert [v.quantize(Decimal("0.01")) for v in values] == [Decimal("8681.25"), Decimal("8476.25")]
 
 
-def test_removing_the_last_position_revalues_to_zero(three_portfolios, published):
+def test_removing_the_last_position_revalues_to_zero(three_portfolios):
     large = three_portfolios["large"]
     revaluation.portfolios_revalue(portfolio_ids=[large.pk])
     Position.objects.filter(portfolio=large).delete()
@@ -164,41 +138,23 @@ def test_removing_the_last_position_revalues_to_zero(three_portfolios, published
     assert large.total_return_percent == 0
 
 
-def test_a_position_added_later_is_valued_and_listed(three_portfolios, published):
+def test_a_position_added_later_is_valued_and_listed(three_portfolios):
     gains = three_portfolios["gains"]
     revaluation.portfolios_revalue(portfolio_ids=[gains.pk])
     hold(gains, "KO", "10", "50")
-    published.clear()
-    revaluation.portfolios_revalue(portfolio_ids=[gains.pk])
-    (batch,) = published
+    batch = revaluation.portfolios_revalue(portfolio_ids=[gains.pk]).events
     assert [p["symbol"] for p in batch[0]["data"]["positions_updated"]] == ["KO"]
     assert batch[0]["data"]["total_value"] == 37270.06  # + 10*60
 
 
-def test_a_publish_failure_is_logged_and_the_valuation_stays_stored(
-    three_portfolios, monkeypatch, django_capture_on_commit_callbacks, caplog
-):
-    def broken(events):
-        raise ConnectionError("redis is down")
-
-    monkeypatch.setattr(revaluation, "publish_batch", broken)
-    with django_capture_on_commit_callbacks(execute=True):
-        result = revaluation.portfolios_revalue(portfolio_ids=[three_portfolios["gains"].pk])
-    assert result.published == 0
-    assert "publishing 1 portfolio events failed" in caplog.text
-    assert Portfolio.objects.get(pk=three_portfolios["gains"].pk).valued_at is not None
-
-
-def test_a_full_refresh_revalues_every_portfolio_with_positions_without_looking_up_holders(
-    three_portfolios, ann, published
-):
+def test_a_full_refresh_revalues_every_portfolio_with_positions_without_looking_up_holders(three_portfolios, ann):
     empty = Portfolio.objects.create(owner=ann, name="Empty")
     held = sorted(set(Position.objects.values_list("asset__symbol", flat=True)))
     assert revaluation.holdings_all_among(symbols=held)
     assert not revaluation.holdings_all_among(symbols=held[1:])
     with CaptureQueriesContext(connection) as queries:
         result = revaluation.portfolios_revalue_for_symbols(symbols=held)
-    assert result.portfolios_valued == 3
+    assert result.portfolios_revalued == 3
     assert Portfolio.objects.get(pk=empty.pk).valued_at is None  # holds nothing: not revalued
     assert Portfolio.objects.filter(valued_at__isnull=False).count() == 3
     gains = Portfolio.objects.get(name="Gains")

@@ -22,7 +22,7 @@ pytestmark = [
 
 def test_a_run_that_waited_for_a_concurrent_one_starts_again_on_fresh_rows(three_portfolios, caplog):
     gains = three_portfolios["gains"]
-    portfolios_revalue(portfolio_ids=[gains.pk], publish=False)
+    portfolios_revalue(portfolio_ids=[gains.pk])
     locked = threading.Event()
 
     def other_run() -> None:
@@ -39,12 +39,12 @@ def test_a_run_that_waited_for_a_concurrent_one_starts_again_on_fresh_rows(three
     assert locked.wait(10)
     quote_set("AAPL", "200.00", "188.00")
     with caplog.at_level(logging.INFO, logger="backend.portfolios.services.revaluation"):
-        result = portfolios_revalue(portfolio_ids=[gains.pk], publish=False)
+        result = portfolios_revalue(portfolio_ids=[gains.pk])
     thread.join()
     assert "attempt 2" in caplog.text
     assert result.portfolios_changed == 1
-    (valuation,) = result.valuations
-    assert valuation.name == "Gains (renamed)"  # read after the other run committed
+    (revalued,) = result.revalued
+    assert revalued.valuation.name == "Gains (renamed)"  # read after the other run committed
     gains.refresh_from_db()
     assert gains.total_value is not None
     assert gains.total_value.quantize(Decimal("0.01")) == Decimal("36765.06")  # + 10 * 9.50

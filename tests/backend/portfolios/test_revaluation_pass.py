@@ -1,5 +1,5 @@
-"""The revaluation pass of issue 4: events only for live listeners, previous-valuation prices
-kept in epochs, the in-database derivation equal to the Python one, nothing written twice."""
+"""The revaluation pass: events only for live listeners, previous-revaluation prices kept in
+epochs, the in-database derivation equal to the Python one, nothing written twice."""
 
 from __future__ import annotations
 
@@ -14,7 +14,7 @@ from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, Va
 from backend.portfolios.services import revaluation
 from backend.portfolios.services.revaluation import Audience
 from backend.portfolios.services.revaluation import audience_live as registry_audience
-from backend.portfolios.services.valuation import portfolios_value
+from backend.portfolios.valuation import FIGURE_FIELDS, portfolio_valuations
 from backend.realtime.registry import PREFIX
 from tests.registry import live_connection
 
@@ -25,21 +25,8 @@ postgres_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="th
 STORED = Decimal("1e-10")
 
 
-@pytest.fixture
-def published(monkeypatch, django_capture_on_commit_callbacks) -> list[dict]:
-    events: list[dict] = []
-
-    def record(batch):
-        events.extend(batch)
-        return len(events)
-
-    monkeypatch.setattr(revaluation, "publish_batch", record)
-    return events
-
-
-def revalue(portfolios, callbacks, **kwargs) -> revaluation.RevalueResult:
-    with callbacks(execute=True):
-        return revaluation.portfolios_revalue(portfolio_ids=[p.pk for p in portfolios], **kwargs)
+def revalue(portfolios, **kwargs) -> revaluation.RevalueResult:
+    return revaluation.portfolios_revalue(portfolio_ids=[p.pk for p in portfolios], **kwargs)
 
 
 @pytest.fixture
@@ -57,26 +44,25 @@ def live_registry(monkeypatch):
 
 
 def test_only_subscribed_portfolios_get_portfolio_update_and_only_connected_owners_position_update(
-    three_portfolios, live_registry, published, django_capture_on_commit_callbacks
+    three_portfolios, live_registry
 ):
     gains, loss, large = three_portfolios["gains"], three_portfolios["loss"], three_portfolios["large"]
     with live_connection(loss.owner_id, [loss.pk]):  # ann watches Loss (she also owns Gains); bob is offline
-        revalue([gains, loss, large], django_capture_on_commit_callbacks)
-        assert [(e["type"], e["group"]) for e in published] == [("portfolio_update", f"portfolio.{loss.pk}")]
-        published.clear()
+        first = revalue([gains, loss, large])
+        assert [(e["type"], e["group"]) for e in first.events] == [("portfolio_update", f"portfolio.{loss.pk}")]
         quote_set("MSFT", "420.25", "415.75")  # Loss: +2.4 %
         quote_set("BTC-USD", "66000.000000", "63000.000000")  # Gains and Large: +2.7 %
-        result = revalue([gains, loss, large], django_capture_on_commit_callbacks)
+        result = revalue([gains, loss, large])
     assert result.portfolios_changed == 3  # stored for everyone ...
     assert all(Portfolio.objects.get(pk=p.pk).total_value for p in (gains, loss, large))
     # ... but told only to who listens: Loss's subscriber, and ann (connected) about her
     # significant moves in both her portfolios; nothing for bob's Large.
-    assert sorted((e["type"], e["group"], e["data"].get("symbol", "")) for e in published) == [
+    assert sorted((e["type"], e["group"], e["data"].get("symbol", "")) for e in result.events) == [
         ("portfolio_update", f"portfolio.{loss.pk}", ""),
         ("position_update", f"user.{loss.owner_id}", "BTC-USD"),
         ("position_update", f"user.{loss.owner_id}", "MSFT"),
     ]
-    update = next(e for e in published if e["type"] == "portfolio_update")["data"]
+    update = next(e for e in result.events if e["type"] == "portfolio_update")["data"]
     assert [p["symbol"] for p in update["positions_updated"]] == ["MSFT"]
     assert result.positions_read == 2  # MSFT in Loss, BTC-USD in Gains: Large's never read
 
@@ -88,36 +74,28 @@ def test_the_registry_audience_is_the_subscribed_portfolios_and_connected_users(
     assert audience.owner_ids == {7, 8}
 
 
-def test_significance_is_measured_from_each_portfolios_own_previous_valuation(
-    three_portfolios, ann, published, django_capture_on_commit_callbacks
-):
+def test_significance_is_measured_from_each_portfolios_own_previous_revaluation(three_portfolios, ann):
     loss = three_portfolios["loss"]
     other = Portfolio.objects.create(owner=ann, name="Other")
     hold(other, "MSFT", "1", "400")
-    revalue([loss, other], django_capture_on_commit_callbacks)  # both at MSFT 410.25
+    revalue([loss, other])  # both at MSFT 410.25
     quote_set("MSFT", "414.00", "415.75")  # +0.9 %: only Other is revalued at it
-    revalue([other], django_capture_on_commit_callbacks)
+    revalue([other])
     quote_set("MSFT", "416.00", "415.75")
-    published.clear()
-    revalue([loss, other], django_capture_on_commit_callbacks, audience=Audience.EVERYONE)
-    significant = {
-        (e["data"]["portfolio_id"], e["data"]["symbol"]) for e in published if e["type"] == "position_update"
-    }
+    events = revalue([loss, other], audience=Audience.EVERYONE).events
+    significant = {(e["data"]["portfolio_id"], e["data"]["symbol"]) for e in events if e["type"] == "position_update"}
     # Loss: 410.25 -> 416.00 is +1.40 %; Other: 414.00 -> 416.00 is +0.48 %.
     assert significant == {(loss.pk, "MSFT")}
     assert Position.objects.get(portfolio=loss, asset__symbol="MSFT").last_valued_price == Decimal("416.00")
 
 
-def test_a_rerun_on_the_same_prices_writes_no_row_and_records_no_epoch(
-    three_portfolios, published, django_capture_on_commit_callbacks
-):
+def test_a_rerun_on_the_same_prices_writes_no_row_and_records_no_epoch(three_portfolios):
     portfolios = list(three_portfolios.values())
-    revalue(portfolios, django_capture_on_commit_callbacks)
+    revalue(portfolios)
     counts = (ValuationEpoch.objects.count(), ValuedPrice.objects.count(), PortfolioSnapshot.objects.count())
     versions = _row_versions()
-    published.clear()
-    result = revalue(portfolios, django_capture_on_commit_callbacks)
-    assert (result.portfolios_changed, published) == (0, [])
+    result = revalue(portfolios)
+    assert (result.portfolios_changed, result.events) == (0, [])
     assert (ValuationEpoch.objects.count(), ValuedPrice.objects.count(), PortfolioSnapshot.objects.count()) == counts
     assert _row_versions() == versions
 
@@ -134,32 +112,27 @@ def _row_versions() -> list[tuple]:
         return cursor.fetchall()
 
 
-def test_epochs_no_portfolio_points_at_are_deleted_by_a_later_pass(
-    three_portfolios, published, django_capture_on_commit_callbacks
-):
+def test_epochs_no_portfolio_points_at_are_deleted_by_a_later_pass(three_portfolios):
     portfolios = list(three_portfolios.values())
     for price in ("400.00", "401.00", "402.00", "403.00"):
         quote_set("MSFT", price, "415.75")
-        revalue(portfolios, django_capture_on_commit_callbacks)
+        revalue(portfolios)
     referenced = set(Portfolio.objects.values_list("valued_epoch", flat=True))
     kept = set(ValuationEpoch.objects.values_list("pk", flat=True))
-    assert kept == referenced  # collected once each run's groups committed
+    assert kept == referenced  # collected once each run's shares committed
     assert set(ValuedPrice.objects.values_list("epoch_id", flat=True)) == kept
 
 
-def test_a_position_removed_and_added_again_has_no_previous_valuation(
-    three_portfolios, published, django_capture_on_commit_callbacks
-):
+def test_a_position_removed_and_added_again_has_no_previous_revaluation(three_portfolios):
     loss = three_portfolios["loss"]
-    revalue([loss], django_capture_on_commit_callbacks)
+    revalue([loss])
     Position.objects.filter(portfolio=loss, asset__symbol="MSFT").delete()
     hold(loss, "MSFT", "20", "450.00")
     quote_set("MSFT", "420.25", "415.75")  # +2.4 % from the removed position's valued price
-    published.clear()
-    revalue([loss], django_capture_on_commit_callbacks)
-    (update,) = [e for e in published if e["type"] == "portfolio_update"]
+    events = revalue([loss]).events
+    (update,) = [e for e in events if e["type"] == "portfolio_update"]
     assert [p["symbol"] for p in update["data"]["positions_updated"]] == ["MSFT"]
-    assert [e for e in published if e["type"] == "position_update"] == []  # new: nothing to compare to
+    assert [e for e in events if e["type"] == "position_update"] == []  # new: nothing to compare to
 
 
 @postgres_only
@@ -175,9 +148,7 @@ def test_tf_round_half_even_rounds_like_the_model(value):
 
 
 @postgres_only
-def test_the_database_derivation_stores_what_the_python_derivation_gives_to_the_last_digit(
-    ann, market, published, django_capture_on_commit_callbacks
-):
+def test_the_database_derivation_stores_what_the_python_derivation_gives_to_the_last_digit(ann, market):
     """Ties at the 11th decimal and ratios that do not terminate: the stored figures equal
     figures_derive's, rounded half-even to 10 places (PostgreSQL's round() would differ)."""
     tie = Portfolio.objects.create(owner=ann, name="Tie")
@@ -187,13 +158,11 @@ def test_the_database_derivation_stores_what_the_python_derivation_gives_to_the_
     thirds = Portfolio.objects.create(owner=ann, name="Thirds")
     hold(thirds, "KO", "3", "7")  # return 180 - 21 = 159 over 21: 757.142857...
     hold(thirds, "AAPL", "0.3333333333", "150.00")
-    revalue([tie, thirds], django_capture_on_commit_callbacks, audience=Audience.EVERYONE)
-    expected = portfolios_value(portfolios=Portfolio.objects.filter(pk__in=[tie.pk, thirds.pk]))
+    revalue([tie, thirds], audience=Audience.EVERYONE)
+    expected = portfolio_valuations(portfolios=Portfolio.objects.filter(pk__in=[tie.pk, thirds.pk]))
     for valuation in expected:
-        row = Portfolio.objects.values_list(*revaluation.FIGURE_FIELDS).get(pk=valuation.portfolio_id)
-        python = tuple(
-            getattr(valuation.figures, f).quantize(STORED, rounding=ROUND_HALF_EVEN) for f in revaluation.FIGURE_FIELDS
-        )
+        row = Portfolio.objects.values_list(*FIGURE_FIELDS).get(pk=valuation.portfolio_id)
+        python = tuple(getattr(valuation.figures, f).quantize(STORED, rounding=ROUND_HALF_EVEN) for f in FIGURE_FIELDS)
         assert row == python, valuation.name
     tie_value = Portfolio.objects.get(pk=tie.pk).total_value
     assert tie_value == Decimal("60.0000000060")  # 60.00000000605 -> ...060 (even), not ...061

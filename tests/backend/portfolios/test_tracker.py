@@ -1,4 +1,4 @@
-"""Seed 002's PortfolioTracker calls, with hand-computed figures."""
+"""The PortfolioTracker calls for scripts, with hand-computed figures."""
 
 from __future__ import annotations
 
@@ -6,6 +6,7 @@ from decimal import Decimal
 
 import pytest
 
+from backend.market.models import Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position
 from backend.portfolios.tracker import PortfolioTracker, update_portfolio_values, update_position_value
 
@@ -48,3 +49,22 @@ def test_update_position_value_flags_a_move_over_one_percent(three_portfolios):
     assert same["significant_change"] is False
     assert same["current_value"].quantize(CENT) == Decimal("1950.00")
     assert Portfolio.objects.get(pk=gains.pk).total_value is not None
+
+
+def test_the_prices_handed_in_are_revalued_at_and_the_quotes_left_as_they_were(three_portfolios):
+    loss = three_portfolios["loss"]
+    quotes = sorted(Quote.objects.values_list("asset__symbol", "price", "previous_close", "source", "fetched_at"))
+    updated = update_portfolio_values(loss, {"MSFT": Decimal("400.00"), "NEWCO": Decimal("12.00")})
+    # MSFT 20*400 = 8000 (-315.00), AAPL 476.25 (+6.25), NEWCO 5*12 = 60 (no quote: no change).
+    assert updated["total_value"].quantize(CENT) == Decimal("8536.25")
+    assert updated["daily_change"].quantize(CENT) == Decimal("-308.75")
+    assert updated["total_cost"].quantize(CENT) == Decimal("9050.00")
+    loss.refresh_from_db()
+    assert loss.total_value is not None
+    assert loss.total_value.quantize(CENT) == Decimal("8536.25")  # stored at those prices
+    # ... which existed only inside the tracker's transaction.
+    assert sorted(Quote.objects.values_list("asset__symbol", "price", "previous_close", "source", "fetched_at")) == (
+        quotes
+    )
+    newco = Position.objects.get(portfolio=loss, asset__symbol="NEWCO")
+    assert newco.last_valued_price == Decimal("12.00")  # the price of this revaluation

@@ -8,7 +8,12 @@ import pytest
 from django.db import connection
 
 from backend.portfolios.models import Portfolio, Position
-from backend.portfolios.services.valuation import figures_derive, portfolio_sums, portfolios_value, positions_value
+from backend.portfolios.valuation import (
+    figures_derive,
+    portfolio_sums,
+    portfolio_valuations,
+    position_valuations,
+)
 
 from .conftest import hold, previously_valued_at
 
@@ -21,7 +26,7 @@ def cents(value: Decimal | None) -> str:
 
 
 def figures_in_cents(portfolio: Portfolio) -> dict[str, str | int]:
-    (valuation,) = portfolios_value(portfolios=Portfolio.objects.filter(pk=portfolio.pk))
+    (valuation,) = portfolio_valuations(portfolios=Portfolio.objects.filter(pk=portfolio.pk))
     f = valuation.figures
     return {
         "total_value": cents(f.total_value),
@@ -78,7 +83,7 @@ def test_large_portfolio_is_right_to_the_cent(three_portfolios):
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="SQLite computes in binary floats")
 def test_sums_are_exact_decimals_on_postgresql(three_portfolios):
-    (valuation,) = portfolios_value(portfolios=Portfolio.objects.filter(pk=three_portfolios["large"].pk))
+    (valuation,) = portfolio_valuations(portfolios=Portfolio.objects.filter(pk=three_portfolios["large"].pk))
     assert valuation.figures.total_value == Decimal("919311716.39411563551296")
     assert valuation.figures.daily_change == Decimal("3533938.62278563551296")
     assert valuation.figures.total_cost == Decimal("600308648.1455894550")
@@ -91,7 +96,7 @@ def test_one_aggregation_query_sums_many_portfolios(three_portfolios, django_ass
         sums = portfolio_sums(portfolio_ids=ids)
     assert [cents(sums[pk].total_value) for pk in ids] == ["36670.06", "8681.25", "919311716.39"]
     with django_assert_num_queries(2):  # the portfolios' own rows, then the same aggregation
-        valuations = portfolios_value(portfolios=Portfolio.objects.filter(pk__in=ids))
+        valuations = portfolio_valuations(portfolios=Portfolio.objects.filter(pk__in=ids))
     assert [v.portfolio_id for v in valuations] == sorted(ids)
 
 
@@ -117,7 +122,7 @@ def test_daily_change_percent_is_zero_when_the_whole_value_is_todays_change():
 
 def test_position_figures_and_moved_flag(three_portfolios):
     previously_valued_at(three_portfolios["gains"], {"BTC-USD": "64250.123456"})
-    rows = positions_value(positions=Position.objects.filter(portfolio=three_portfolios["gains"]))
+    rows = position_valuations(positions=Position.objects.filter(portfolio=three_portfolios["gains"]))
     by_symbol = {p.symbol: p for p in rows}
     btc = by_symbol["BTC-USD"]
     assert cents(btc.current_value) == "32125.06"
@@ -126,20 +131,8 @@ def test_position_figures_and_moved_flag(three_portfolios):
     assert cents(btc.total_return_percent) == "114.17"  # 17125.061728 / 15000 * 100
     assert not btc.price_moved
     assert by_symbol["AAPL"].price_moved
-    moved = positions_value(positions=Position.objects.filter(portfolio=three_portfolios["gains"]), moved_only=True)
+    moved = position_valuations(positions=Position.objects.filter(portfolio=three_portfolios["gains"]), moved_only=True)
     assert [p.symbol for p in moved] == ["AAPL", "NVDA"]
-    unpriced = positions_value(positions=Position.objects.filter(asset__symbol="NEWCO"))
+    unpriced = position_valuations(positions=Position.objects.filter(asset__symbol="NEWCO"))
     assert unpriced[0].current_price is None
     assert not unpriced[0].priced
-
-
-def test_price_overrides_value_at_the_prices_handed_in(three_portfolios):
-    (valuation,) = portfolios_value(
-        portfolios=Portfolio.objects.filter(pk=three_portfolios["loss"].pk),
-        price_overrides={"MSFT": Decimal("400.00"), "NEWCO": Decimal("12.00")},
-    )
-    # MSFT 20*400 = 8000 (-315.00), AAPL 476.25 (+6.25), NEWCO 5*12 = 60 (no quote: no change).
-    assert cents(valuation.figures.total_value) == "8536.25"
-    assert cents(valuation.figures.daily_change) == "-308.75"
-    assert cents(valuation.figures.total_cost) == "9050.00"
-    assert valuation.unpriced == 0

@@ -1,5 +1,6 @@
-"""Portfolio valuation (DESIGN "Valuation"): positions joined with their asset's latest quote,
-summed by ONE SQL aggregation per group of portfolios.
+"""Portfolio valuation: positions joined with their asset's latest quote, summed by ONE SQL
+aggregation for any number of portfolios. The live reads (selectors) and the ORM revaluation
+pass use it; the PostgreSQL revaluation pass derives the same figures in its statement.
 
 Exactness: on PostgreSQL every product and sum is NUMERIC arithmetic, so the sums come back
 as exact Decimals (quantity has 10 places, prices 6: each product has at most 16). The
@@ -15,8 +16,8 @@ cost alike, so its cost does not look like a loss) and counted in `unpriced`.
 from __future__ import annotations
 
 import decimal
-from collections.abc import Collection, Iterable, Mapping
-from dataclasses import dataclass
+from collections.abc import Collection, Iterable
+from dataclasses import dataclass, fields
 from decimal import Decimal
 from typing import Any, NamedTuple
 
@@ -30,7 +31,6 @@ from django.db.models import (
     Q,
     QuerySet,
     Sum,
-    Value,
     When,
 )
 from django.db.models.expressions import Combinable
@@ -59,6 +59,10 @@ class Figures:
     total_return_percent: Decimal
 
 
+# The portfolio columns caching them, in this order.
+FIGURE_FIELDS = tuple(f.name for f in fields(Figures))
+
+
 @dataclass(frozen=True)
 class PortfolioValuation:
     portfolio_id: int
@@ -70,7 +74,7 @@ class PortfolioValuation:
 
 
 def _ratio_percent(numerator: Decimal, divisor: Decimal) -> Decimal:
-    """numerator / divisor * 100, and 0 where the divisor is 0 (DESIGN "Valuation")."""
+    """numerator / divisor * 100, and 0 where the divisor is 0."""
     if divisor == 0:
         return ZERO
     return DERIVED_CONTEXT.multiply(DERIVED_CONTEXT.divide(numerator, divisor), HUNDRED)
@@ -89,27 +93,12 @@ def figures_derive(*, total_value: Decimal, daily_change: Decimal, total_cost: D
     )
 
 
-def price_expression(prefix: str = "", overrides: Mapping[str, Decimal] | None = None) -> Combinable:
-    """The price a position is valued at: its asset's latest quote, or a caller's override
-    (the seed-compatible tracker values a portfolio at prices it is handed)."""
-    quote_price = F(f"{prefix}quote__price")
-    if not overrides:
-        return quote_price
-    whens = [When(**{f"{prefix}asset__symbol": symbol}, then=Value(price)) for symbol, price in overrides.items()]
-    return Case(*whens, default=quote_price, output_field=PRICE)
-
-
-def _previous_close_expression(prefix: str, price: Combinable, overrides: Mapping[str, Decimal] | None) -> Combinable:
-    # No previous close means no change today: the price itself.
-    previous = Coalesce(F(f"{prefix}quote__previous_close"), price, output_field=PRICE)
-    if not overrides:
-        return previous
-    # An overridden price on an asset with no quote at all has no previous close: no change.
-    whens = [
-        When(**{f"{prefix}asset__symbol": symbol, f"{prefix}quote__price__isnull": True}, then=Value(price_))
-        for symbol, price_ in overrides.items()
-    ]
-    return Case(*whens, default=previous, output_field=PRICE)
+# A position's price: its asset's latest quote.
+PRICE_OF = F("quote__price")
+# Its previous close; none means no change today: the price itself.
+PREVIOUS_CLOSE_OF = Coalesce(F("quote__previous_close"), PRICE_OF, output_field=PRICE)
+# Positions that have a price.
+PRICED = Q(quote__price__isnull=False)
 
 
 def previous_price_annotations() -> dict[str, Any]:
@@ -122,14 +111,6 @@ def previous_price_annotations() -> dict[str, Any]:
         ),
         "v_last": Case(When(valued=True, then=F("v_epoch__price")), default=None, output_field=PRICE),
     }
-
-
-def priced_filter(prefix: str, overrides: Mapping[str, Decimal] | None) -> Q:
-    """Positions that have a price: a quote, or a caller's override."""
-    priced = Q(**{f"{prefix}quote__price__isnull": False})
-    if overrides:
-        priced |= Q(**{f"{prefix}asset__symbol__in": list(overrides)})
-    return priced
 
 
 class _Product(ExpressionWrapper):
@@ -158,27 +139,22 @@ class Sums:
 NO_POSITIONS = Sums(ZERO, ZERO, ZERO, 0, 0)
 
 
-def portfolio_sums(
-    *, portfolio_ids: Collection[int], price_overrides: Mapping[str, Decimal] | None = None
-) -> dict[int, Sums]:
+def portfolio_sums(*, portfolio_ids: Collection[int]) -> dict[int, Sums]:
     """THE valuation query: positions LEFT JOIN their quote, GROUP BY portfolio, summing the
     products in SQL. One query for any number of portfolios; portfolios without positions
     are absent (see NO_POSITIONS)."""
-    price = price_expression("", price_overrides)
-    previous = _previous_close_expression("", price, price_overrides)
     quantity = F("quantity")
-    priced = priced_filter("", price_overrides)
     rows = (
         Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
         .order_by()
         .values("portfolio_id")
         .annotate(
             # SUM skips NULLs: an unpriced position's products are NULL, no FILTER needed.
-            v_value=Sum(_product(quantity, price)),
-            v_change=Sum(_product(quantity, price - previous)),
-            v_cost=Sum(_product(quantity, F("average_cost")), filter=priced),
+            v_value=Sum(_product(quantity, PRICE_OF)),
+            v_change=Sum(_product(quantity, PRICE_OF - PREVIOUS_CLOSE_OF)),
+            v_cost=Sum(_product(quantity, F("average_cost")), filter=PRICED),
             v_positions=Count("pk"),
-            v_priced=Count(price),
+            v_priced=Count(PRICE_OF),
         )
         .values_list("portfolio_id", "v_value", "v_change", "v_cost", "v_positions", "v_priced")
     )
@@ -201,13 +177,11 @@ def valuation_from_sums(*, portfolio_id: int, owner_id: int, name: str, sums: Su
     )
 
 
-def portfolios_value(
-    *, portfolios: QuerySet[Portfolio], price_overrides: Mapping[str, Decimal] | None = None
-) -> list[PortfolioValuation]:
-    """Value every portfolio of the queryset: its rows (1 query) + portfolio_sums (1 query).
-    Portfolios with no positions come back with zeros."""
+def portfolio_valuations(*, portfolios: QuerySet[Portfolio]) -> list[PortfolioValuation]:
+    """The valuation of every portfolio of the queryset at the latest quotes: its rows
+    (1 query) + portfolio_sums (1 query). Portfolios with no positions come back with zeros."""
     heads = list(portfolios.order_by("pk").values_list("pk", "owner_id", "name"))
-    sums = portfolio_sums(portfolio_ids=[pk for pk, _, _ in heads], price_overrides=price_overrides)
+    sums = portfolio_sums(portfolio_ids=[pk for pk, _, _ in heads])
     return [
         valuation_from_sums(portfolio_id=pk, owner_id=owner_id, name=name, sums=sums.get(pk, NO_POSITIONS))
         for pk, owner_id, name in heads
@@ -266,7 +240,7 @@ class PositionValuation(NamedTuple):
         return abs(self.current_price - self.last_valued_price) * HUNDRED > self.last_valued_price
 
 
-def position_valuation(
+def position_valuation_derive(
     *,
     position_id: int,
     portfolio_id: int,
@@ -300,18 +274,13 @@ def position_valuation(
     )
 
 
-def positions_value(
-    *,
-    positions: QuerySet[Position],
-    price_overrides: Mapping[str, Decimal] | None = None,
-    moved_only: bool = False,
-) -> list[PositionValuation]:
+def position_valuations(*, positions: QuerySet[Position], moved_only: bool = False) -> list[PositionValuation]:
     """Each position's figures: its columns and prices in one query, the products by
-    position_valuation. `moved_only`: just the positions priced at something other than the
-    price of their previous valuation (previous_price_annotations)."""
-    price = price_expression("", price_overrides)
-    previous = _previous_close_expression("", price, price_overrides)
-    queryset = positions.annotate(**previous_price_annotations()).annotate(v_price=price, v_previous=previous)
+    position_valuation_derive. `moved_only`: just the positions priced at something other
+    than the price of their previous valuation (previous_price_annotations)."""
+    queryset = positions.annotate(**previous_price_annotations()).annotate(
+        v_price=PRICE_OF, v_previous=PREVIOUS_CLOSE_OF
+    )
     if moved_only:
         queryset = queryset.filter(v_price__isnull=False).filter(Q(v_last__isnull=True) | ~Q(v_last=F("v_price")))
     rows = queryset.values_list(
@@ -325,7 +294,7 @@ def positions_value(
         "v_previous",
     ).order_by("portfolio_id", "asset__symbol")
     return [
-        position_valuation(
+        position_valuation_derive(
             position_id=pk,
             portfolio_id=portfolio_id,
             symbol=symbol,
@@ -339,8 +308,9 @@ def positions_value(
     ]
 
 
-def group_by_portfolio(positions: Iterable[PositionValuation]) -> dict[int, list[PositionValuation]]:
-    grouped: dict[int, list[PositionValuation]] = {}
+def by_portfolio(positions: Iterable[PositionValuation]) -> dict[int, list[PositionValuation]]:
+    """These positions, listed per portfolio id (in their order)."""
+    listed: dict[int, list[PositionValuation]] = {}
     for position in positions:
-        grouped.setdefault(position.portfolio_id, []).append(position)
-    return grouped
+        listed.setdefault(position.portfolio_id, []).append(position)
+    return listed

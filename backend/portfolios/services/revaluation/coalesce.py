@@ -1,7 +1,7 @@
-"""Recalculations coalesced across a cycle's batches.
+"""Revaluations coalesced across a price cycle's batches.
 
-Every fetch batch asks for a recalculation of the symbols it changed. Run one by one, a cycle
-of N batches would revalue a portfolio holding symbols of every batch N times, each run
+Every price-fetch batch asks for a revaluation of the symbols it changed. Run one by one, a
+cycle of N batches would revalue a portfolio holding symbols of every batch N times, each run
 locking and rewriting the same rows while workers wait. Instead each request adds its symbols
 to a pending set, and one runner at a time (a Redis lock) drains everything pending so far;
 a request that finds a runner at work returns at once, its symbols taken by that runner.
@@ -9,10 +9,12 @@ a request that finds a runner at work returns at once, its symbols taken by that
 Rounds of one runner start at least PORTFOLIO_RECALC_INTERVAL apart: during a cycle batches
 finish every few milliseconds, and a round per batch or two would spend a worker revaluing
 the same big portfolios over and over while the cycle's fetches wait for CPU. The first round
-starts at once, so a lone change is revalued without delay.
+starts at once, so a lone change is revalued without delay. Each round's result goes to the
+caller's `on_round` as soon as the round committed (the task publishes its events there), so
+the rounds after it do not delay them.
 
 Nothing asked for is lost: the runner moves the pending set to a processing set it deletes
-only after the revaluation committed, and a runner that died (lock expired) leaves that set to
+only after the round committed, and a runner that died (lock expired) leaves that set to
 the next one. After releasing the lock the runner looks again, so symbols added during its
 last round are never stranded.
 """
@@ -21,13 +23,13 @@ from __future__ import annotations
 
 import time
 import uuid
-from collections.abc import Collection
+from collections.abc import Callable, Collection
 
 from django.conf import settings
 
 from backend.core.redis import redis_client
 
-from .revaluation import RevalueResult, portfolios_revalue_for_symbols
+from . import RevalueResult, portfolios_revalue_for_symbols
 
 PENDING = "tf:recalc:pending"
 PROCESSING = "tf:recalc:processing"
@@ -52,15 +54,13 @@ if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
 if ARGV[2] == 'release' then return redis.call('DEL', KEYS[1]) end
 return redis.call('EXPIRE', KEYS[1], ARGV[2])
 """
-
-
 _REQUEST = """
 redis.call('SADD', KEYS[1], unpack(ARGV))
 return redis.call('EXISTS', KEYS[2])
 """
 
 
-def recalculation_request(*, symbols: Collection[str]) -> bool:
+def revaluation_request(*, symbols: Collection[str]) -> bool:
     """Add symbols to the pending set; True when no runner is at work, so the caller must
     start one (enqueue the task). A runner at work takes them in a later round: it looks at
     the pending set again after releasing its lock, so a request that saw the lock an
@@ -71,9 +71,13 @@ def recalculation_request(*, symbols: Collection[str]) -> bool:
     return not runner_at_work
 
 
-def portfolios_revalue_coalesced(*, symbols: Collection[str]) -> RevalueResult | None:
+def portfolios_revalue_coalesced(
+    *, symbols: Collection[str], on_round: Callable[[RevalueResult], None] | None = None
+) -> RevalueResult | None:
     """Revalue the portfolios holding `symbols` and whatever else is pending, or hand the
-    symbols to the runner already at work (returns None then)."""
+    symbols to the runner already at work (returns None then). `on_round` gets each round's
+    result once that round committed; the result returned holds the counts of every round
+    (and neither their revalued portfolios nor their events)."""
     client = redis_client()
     take, if_mine = client.register_script(_TAKE), client.register_script(_IF_MINE)
     if symbols:
@@ -83,11 +87,12 @@ def portfolios_revalue_coalesced(*, symbols: Collection[str]) -> RevalueResult |
     while client.set(LOCK, token, nx=True, ex=LOCK_TTL):
         total = total or RevalueResult()
         try:
-            while batch := take(keys=[PENDING, PROCESSING]):
+            while taken := take(keys=[PENDING, PROCESSING]):
                 started = time.monotonic()
-                result = portfolios_revalue_for_symbols(symbols=sorted(batch))
-                total.merge(result)
-                total.published += result.published
+                result = portfolios_revalue_for_symbols(symbols=sorted(taken))
+                if on_round is not None:
+                    on_round(result)
+                total.counts_add(result)
                 client.delete(PROCESSING)
                 if_mine(keys=[LOCK], args=[token, LOCK_TTL])
                 # Let the next round gather what the batches still running add meanwhile.

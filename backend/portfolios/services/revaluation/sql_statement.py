@@ -1,16 +1,14 @@
-"""The PostgreSQL revaluation pass of one group of portfolios: ONE statement (issue 4).
+"""The PostgreSQL revaluation pass of one share of portfolios as ONE statement.
 
-Lock the group's rows in id order, read the moved positions of the portfolios someone hears
+Lock the share's rows in id order, read the moved positions of the portfolios someone hears
 about, aggregate their positions with the latest quotes, derive the figures in NUMERIC,
 UPDATE only the portfolios whose figures or valued prices changed, record the pass's prices
 once (a valuation epoch), mark newly valued positions, insert the snapshots, and RETURN what
 was stored: no portfolio row travels through Python just to be compared, and the events are
-built from the stored values. Epochs left unreferenced are collected once the run's groups
-committed (revaluation.epochs_collect): groups running side by side would otherwise each
-delete the same rows and fail on each other.
+built from the stored values.
 
-Exactness (DESIGN "Valuation"; the same figures as valuation.figures_derive + the model's
-10 places, to the last digit):
+Exactness (the figures of valuation.figures_derive, stored at the model's 10 places, to the
+last digit):
 - Every product and sum is exact NUMERIC. The aggregation sums ONE product per position,
   `quantity * (price * 10^80 + previous_close * 10^40 + average_cost)`, instead of three:
   the three sums come apart exactly afterwards. Each of them has at most 16 decimals (10 of
@@ -27,33 +25,18 @@ Exactness (DESIGN "Valuation"; the same figures as valuation.figures_derive + th
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection
 from datetime import datetime
-from decimal import Decimal
-from typing import Any, NamedTuple
+from typing import Any
 
-from django.db import connection
+from backend.portfolios.sql import bigint_array
 
-from backend.market.models import Asset
-
-from .sql import bigint_array
-from .valuation import PositionValuation, position_valuation
+from .spans import Share, Span
 
 # The model's storage precision (DecimalField decimal_places=10).
 PLACES = 10
 
-# The price each asset is valued at, and its previous close (none: no change today).
-_QUOTED = "SELECT asset_id, price, coalesce(previous_close, price) AS previous FROM market_quote"
-# ... or the caller's override (an overridden asset without a quote has no change today).
-_OVERRIDDEN = """SELECT coalesce(q.asset_id, o.asset_id) AS asset_id,
-           coalesce(o.price, q.price) AS price,
-           coalesce(q.previous_close, o.price, q.price) AS previous
-    FROM market_quote q
-    FULL JOIN unnest(%(override_assets)s::bigint[], %(override_prices)s::numeric[]) AS o (asset_id, price)
-      ON o.asset_id = q.asset_id"""
-
-# Which portfolios a group is: the ones of a list (that exist), or every portfolio with
+# Which portfolios a share is: the ones of a list (that exist), or every portfolio with
 # positions in an id span (a Span: the aggregation finds them, no list is sent or hashed into).
 _LISTED = {
     "position_members": "AND pos.portfolio_id = ANY(%(ids)s::bigint[])",
@@ -66,11 +49,12 @@ _SPANNED = {
 
 # Arrays are cast to bigint[] (the id columns' type): `bigint = ANY(integer[])` is a
 # cross-type comparison PostgreSQL cannot hash, and a 10,000-id filter then costs seconds.
-# The group's id span (BETWEEN) goes first: two integer comparisons turn most of another
+# The share's id span (BETWEEN) goes first: two integer comparisons turn most of another
 # share's rows away before the array is hashed into, and a narrow span can use an index.
-_SQL = """
+STATEMENT = """
 WITH prices AS NOT MATERIALIZED (
-    {prices}
+    -- Each asset's latest price and its previous close (none: no change today).
+    SELECT asset_id, price, coalesce(previous_close, price) AS previous FROM market_quote
 ),
 sums AS MATERIALIZED (
     -- Materialized CTEs fence each step, so nothing is computed twice and the rounding below
@@ -214,7 +198,7 @@ snapshots AS (
 -- The moved positions of those portfolios ('m': position id in the third column, symbol in
 -- the fourth, its quantity, average cost, previous valuation's price, price and previous
 -- close in the array), the stored rows someone hears about ('p': a full refresh stores
--- 10,000, the others are only counted), then one summary row ('s': valued, stored, snapshots).
+-- 10,000, the others are only counted), then one summary row ('s': revalued, stored, snapshots).
 SELECT 'm' AS kind, m.portfolio_id, m.id, m.symbol, NULL::boolean, NULL::boolean, NULL::bigint, NULL::bigint,
        ARRAY[m.quantity, m.average_cost, m.last, m.price, m.previous]
 FROM moved m
@@ -233,104 +217,24 @@ ORDER BY 1, 2, 4
 """
 
 
-class StoredRow(NamedTuple):
-    """One stored portfolio someone hears about, as the statement returns it. `figures`, as
-    stored, only for listened ones."""
-
-    portfolio_id: int
-    owner_id: int
-    name: str
-    figures_changed: bool
-    value_changed: bool
-    positions: int
-    priced: int
-    figures: list[Decimal] | None
-
-
-@dataclass(frozen=True)
-class Span:
-    """Every portfolio with positions whose id lies in low..high (a group of a full refresh)."""
-
-    low: int
-    high: int
-
-    @property
-    def ids(self) -> range:
-        return range(self.low, self.high + 1)
-
-
-@dataclass
-class Stored:
-    valued: int  # portfolios of the group
-    rows: list[StoredRow]  # of the portfolios heard about
-    moved: dict[int, list[PositionValuation]]  # their moved positions, by portfolio
-    portfolios: int  # stored, heard about or not
-    snapshots: int
-
-
-def override_asset_prices(overrides: Mapping[str, Decimal] | None) -> tuple[list[int], list[Decimal]]:
-    """A caller's per-symbol prices as (asset ids, prices); unknown symbols are ignored."""
-    if not overrides:
-        return [], []
-    ids = dict(Asset.objects.filter(symbol__in=list(overrides)).values_list("symbol", "pk"))
-    pairs = [(ids[symbol], price) for symbol, price in overrides.items() if symbol in ids]
-    return [a for a, _ in pairs], [p for _, p in pairs]
-
-
-def group_store_statement(
-    group: Sequence[int] | Span,
-    *,
-    now: datetime,
-    price_overrides: Mapping[str, Decimal] | None,
-    heard: Collection[int] | None,
-    listened: Collection[int] | None,
+def share_statement(
+    share: Share, *, now: datetime, heard: Collection[int] | None, listened: Collection[int] | None
 ) -> tuple[str, dict[str, Any]]:
     """The pass's SQL and parameters (the bench EXPLAINs them). `heard`: portfolios whose
     stored rows to return, `listened` (among them): with their figures; None: all."""
-    override_assets, override_prices = override_asset_prices(price_overrides)
-    spanned = isinstance(group, Span)
-    ids = group.ids if isinstance(group, Span) else group
+    spanned = isinstance(share, Span)
+    ids = share.ids if isinstance(share, Span) else share
     params = {
         "ids": "{}" if spanned else bigint_array(ids),
-        "low": group.low if isinstance(group, Span) else min(ids, default=0),
-        "high": group.high if isinstance(group, Span) else max(ids, default=0),
+        "low": share.low if isinstance(share, Span) else min(ids, default=0),
+        "high": share.high if isinstance(share, Span) else max(ids, default=0),
         "now": now,
         "places": PLACES,
-        "override_assets": bigint_array(override_assets),
-        "override_prices": override_prices,
         "everyone": heard is None,
         "heard": bigint_array(sorted(heard or ())),
         "listened": bigint_array(sorted(listened or ())),
     }
-    sql = _SQL.replace("{prices}", _OVERRIDDEN if override_assets else _QUOTED)
+    sql = STATEMENT
     for name, text in (_SPANNED if spanned else _LISTED).items():
         sql = sql.replace("{" + name + "}", text)
     return sql, params
-
-
-def group_store(sql: str, params: dict[str, Any]) -> Stored:
-    """Run the pass (group_store_statement) inside the caller's transaction."""
-    with connection.cursor() as cursor:
-        cursor.execute(sql, params)
-        *rows, (_, _, valued, *_, portfolios, snapshots, _) = cursor.fetchall()
-    moved: dict[int, list[PositionValuation]] = {}
-    stored: list[StoredRow] = []
-    # 'm' rows carry a position's id and symbol in the owner and name columns.
-    for kind, portfolio_id, key, name, *rest in rows:
-        if kind == "m":
-            quantity, average_cost, last, price, previous = rest[-1]
-            moved.setdefault(portfolio_id, []).append(
-                position_valuation(
-                    position_id=key,
-                    portfolio_id=portfolio_id,
-                    symbol=name,
-                    quantity=quantity,
-                    average_cost=average_cost,
-                    last_valued_price=last,
-                    price=price,
-                    previous_close=previous,
-                )
-            )
-        else:
-            stored.append(StoredRow(portfolio_id, key, name, *rest))
-    return Stored(valued, stored, moved, portfolios, snapshots)

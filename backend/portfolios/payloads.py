@@ -1,4 +1,4 @@
-"""Portfolio figures shaped as the pushed events (DESIGN "Pushed events"), still Decimal:
+"""Portfolio figures shaped as the pushed events, still Decimal:
 `backend.realtime.payloads.to_wire` rounds them when they leave."""
 
 from __future__ import annotations
