@@ -21,14 +21,14 @@ from bench.fanout.processes import (
     VAR,
     bench_env,
     clean_redis,
-    free_port,
     proc_cpu_seconds,
     proc_rss_kb,
-    wait_port,
     warm_up,
 )
 from bench.fanout.publisher import publisher_main
 from bench.fanout.report import percentile
+from tests.live import free_port
+from tests.live import wait_for_port as wait_port
 
 
 def run_one(design: str, clients: int, args: argparse.Namespace, db: Path, token: str) -> dict[str, Any]:
