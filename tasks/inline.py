@@ -7,22 +7,32 @@ from __future__ import annotations
 import time
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from django.conf import settings
 from django.db import connection
 
 from backend.market.models import RefreshRun
 from backend.market.selectors import tracked_symbols
-from backend.market.services.claims import cycle_lock_acquire, cycle_lock_release, inflight_claim, inflight_token
+from backend.market.services.claims import (
+    claims_kept,
+    cycle_lock_acquire,
+    cycle_lock_release,
+    inflight_claim,
+    inflight_token,
+)
 from backend.market.services.refresh import BatchResult, batches_split, price_batch_fetch
-from backend.market.symbols import symbol_normalize
+from backend.market.services.tracking import assets_ensure
 
-from .prices import batch_publish, revaluation_chain
+from .prices import stored_batch_complete
 
 
 @dataclass
 class InlineCycle:
+    """What a cycle did with the `symbols` it was asked for: each one is stored, failed
+    (with why), unknown to every source, stale (the stored quote is newer than what the
+    sources gave) or in flight (another fetch has it); none goes unaccounted."""
+
     run_id: int | None
     symbols: int
     stored: int
@@ -31,6 +41,9 @@ class InlineCycle:
     unknown: list[str]
     seconds: float
     skipped_locked: bool = False
+    stored_symbols: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
+    in_flight: list[str] = field(default_factory=list)
 
 
 def prices_refresh_inline(
@@ -43,7 +56,9 @@ def prices_refresh_inline(
 ) -> InlineCycle:
     """A whole cycle in this process, batches on a thread pool, no Celery: for
     `start_price_feed` and `update_asset_prices`. A scheduled one (no symbols, not forced)
-    takes the cycle lock like beat's cycles, so the two never overlap."""
+    takes the cycle lock like beat's cycles, so the two never overlap. Named symbols not yet
+    known become assets first, so their quotes are stored (raises InvalidSymbol for a
+    malformed one before anything runs)."""
     started = time.monotonic()
     lock_token = None
     if symbols is None and not force:
@@ -51,7 +66,10 @@ def prices_refresh_inline(
         if lock_token is None:
             return InlineCycle(None, 0, 0, 0, {}, [], 0.0, skipped_locked=True)
     try:
-        wanted = [symbol_normalize(s) for s in symbols] if symbols else tracked_symbols(include_unknown=force)
+        if symbols:
+            wanted = [asset.symbol for asset in assets_ensure(symbols=symbols)]
+        else:
+            wanted = tracked_symbols(include_unknown=force)
         kind = RefreshRun.Kind.FORCED if (force or symbols) else RefreshRun.Kind.SCHEDULED
         run = RefreshRun.objects.create(kind=kind)
         token = inflight_token(run_id=run.pk, task_id=None)
@@ -73,26 +91,32 @@ def prices_refresh_inline(
             finally:
                 connection.close()  # this pool thread's own connection; the pool ends with the cycle
 
-        with ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="price-batch") as pool:
+        with (
+            claims_kept(symbols=mine, token=token, run_id=None, lock_token=lock_token),
+            ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="price-batch") as pool,
+        ):
             results = list(pool.map(one, enumerate(batches)))
         if publish:
             # From this thread once the pool is done: the channel layer is not safe from
             # several threads' event loops at once.
             for result in results:
-                batch_publish(result)
+                stored_batch_complete(result)
         if not batches:
             RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
         changed = sorted({s for r in results for s in r.changed})
-        if publish:
-            revaluation_chain(changed)
+        claimed = set(mine)
+        stored = [s for r in results for s in r.stored]
         return InlineCycle(
             run_id=run.pk,
-            symbols=len(mine),
-            stored=sum(len(r.stored) for r in results),
+            symbols=len(wanted),
+            stored=len(stored),
             changed=len(changed),
             failed={k: v for r in results for k, v in r.failed.items()},
             unknown=[s for r in results for s in r.unknown],
             seconds=time.monotonic() - started,
+            stored_symbols=stored,
+            stale=[s for r in results for s in r.stale],
+            in_flight=[s for s in wanted if s not in claimed] + [s for r in results for s in r.in_flight],
         )
     finally:
         if lock_token is not None:

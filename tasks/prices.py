@@ -18,10 +18,16 @@ from django.dispatch import receiver
 from redis.exceptions import RedisError
 
 from backend.core.metrics import stages_observe
-from backend.market.services.claims import delivery_count, inflight_claim, inflight_token
-from backend.market.services.refresh import BatchResult, price_batch_fetch, price_batch_give_up, prices_refresh_cycle
+from backend.market.services.claims import claim_ttl, claims_kept, delivery_count, inflight_claim, inflight_token
+from backend.market.services.refresh import (
+    BatchResult,
+    price_batch_fetch,
+    price_batch_give_up,
+    price_batch_split,
+    prices_refresh_cycle,
+)
 from backend.market.signals import price_batches_dispatched
-from backend.portfolios.services.coalesce import recalculation_request
+from backend.portfolios.services.revaluation.coalesce import revaluation_request
 from backend.realtime.publish import publish_batch
 from config.celery import BEAT_SENT_AT_HEADER
 
@@ -86,10 +92,19 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
             symbols=symbols, run_id=run_id, task_id=task_id, attempt=attempt, reason="redelivery limit reached"
         )
         return {"gave_up": symbols}
+    if deliveries > 1 and len(symbols) > 1:
+        # An earlier delivery of this batch died with its worker, and one symbol may be what
+        # kills it: go on one symbol per batch, so the others are not held back with it.
+        singles = price_batch_split(symbols=symbols, run_id=run_id, task_id=task_id)
+        logger.warning("batch %s died with its worker; split into %d single-symbol batches", task_id, len(singles))
+        batches_enqueue(run_id=run_id, batches=singles, force=force)
+        return {"split": len(singles)}
+    token = inflight_token(run_id=run_id, task_id=task_id)
     try:
-        result = price_batch_fetch(
-            symbols=symbols, run_id=run_id, force=force, task_id=task_id, attempt=attempt, final_attempt=final
-        )
+        with claims_kept(symbols=[str(s).upper() for s in symbols], token=token, run_id=run_id):
+            result = price_batch_fetch(
+                symbols=symbols, run_id=run_id, force=force, task_id=task_id, attempt=attempt, final_attempt=final
+            )
     except SoftTimeLimitExceeded:
         if final:
             price_batch_give_up(symbols=symbols, run_id=run_id, task_id=task_id, attempt=attempt, reason="time limit")
@@ -102,21 +117,23 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
             raise
         logger.warning("batch %s: %s; retrying", task_id, error)
         raise self.retry(exc=error, countdown=retry_countdown(attempt)) from None
-    batch_publish(result)
-    revaluation_chain(result.changed)
+    stored_batch_complete(result)
     if result.failed:
         logger.warning("batch %s: %d symbols failed: %s", task_id, len(result.failed), sorted(result.failed))
     if result.retry:
         countdown = retry_countdown(attempt)
         # Keep the claim on the symbols we retry, so no other fetch starts them meanwhile.
-        inflight_claim(
-            symbols=result.retry,
-            token=inflight_token(run_id=run_id, task_id=task_id),
-            ttl=countdown + settings.PRICE_INFLIGHT_TTL,
-        )
+        inflight_claim(symbols=result.retry, token=token, ttl=countdown + claim_ttl())
         logger.info("batch %s: retrying %d symbols in %.1f s", task_id, len(result.retry), countdown)
         raise self.retry(kwargs={"symbols": result.retry, "run_id": run_id, "force": force}, countdown=countdown)
     return result.as_dict()
+
+
+def stored_batch_complete(result: BatchResult) -> None:
+    """The steps after a batch's quotes are stored, whoever stored them (a fetch, a forced
+    refresh, the stream): publish its events, chain the revaluation of what changed."""
+    batch_publish(result)
+    revaluation_chain(result.changed)
 
 
 def batch_publish(result: BatchResult) -> int:
@@ -138,7 +155,7 @@ def batch_publish(result: BatchResult) -> int:
 
 def revaluation_chain(changed: list[str]) -> None:
     """Chain the revaluation of what a batch changed, unless a runner at work takes it."""
-    if changed and recalculation_request(symbols=changed):
+    if changed and revaluation_request(symbols=changed):
         recalculate_portfolios.apply_async(kwargs={"symbols": changed})
 
 

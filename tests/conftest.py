@@ -19,6 +19,17 @@ def _clean_redis() -> Iterator[None]:
     client.close()
 
 
+@pytest.fixture(autouse=True)
+def _forget_cached_quotes() -> None:
+    # The read cache (backend.market.selectors.quote_cached) is filled by the pipeline; tests
+    # that write quotes with the ORM must not be served an earlier test's cached quote.
+    client = redis.Redis.from_url(settings.REDIS_URL)
+    keys = list(client.scan_iter(match="tf:*:quote:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
 @pytest.fixture
 def upstream(redis_client: redis.Redis) -> Iterator[FakeUpstream]:
     """The market APIs played by a local HTTP server, on a Redis without earlier tests' rate

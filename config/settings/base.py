@@ -277,7 +277,7 @@ PRICE_FETCH_TIME_LIMIT: int = env.int("PRICE_FETCH_TIME_LIMIT", default=60)
 PRICE_CYCLE_LOCK_TIMEOUT: int = env.int("PRICE_CYCLE_LOCK_TIMEOUT", default=300)
 # Seconds a symbol's in-flight claim or the cycle lock outlives its last renewal: running
 # batches renew them every third of this, so a killed worker's hold lapses this soon.
-PRICE_INFLIGHT_TTL: int = env.int("PRICE_INFLIGHT_TTL", default=10)
+PRICE_INFLIGHT_TTL: int = env.int("PRICE_INFLIGHT_TTL", default=6)
 PRICE_UNKNOWN_REPROBE_SECONDS: int = env.int("PRICE_UNKNOWN_REPROBE_SECONDS", default=86400)
 # A retry waits in the worker unacknowledged: past the visibility timeout the broker would
 # hand it to a second worker as well, so the backoff always stays well below it.

@@ -132,3 +132,23 @@ def test_a_symbol_that_crashes_its_worker_every_time_stops_at_the_delivery_cap_a
     assert run.symbols_succeeded == 3
     assert set(run.errors) == {"BOOM"}
     assert sorted(PriceHistory.objects.values_list("asset__symbol", flat=True)) == sorted(good)
+
+
+def test_batch_mates_of_a_symbol_that_crashes_its_worker_are_stored_in_the_same_run(upstream):
+    good = ["M1", "M2", "M3"]
+    hold([*good, "BOOM"])
+    price_all(upstream, [*good, "BOOM"])
+    upstream.latency = 1.5
+    # One batch of four: the first delivery dies with its pool child, the redelivery goes on
+    # one symbol per batch, and only BOOM's own batch keeps dying, up to the delivery cap.
+    env = worker_env(upstream, ("finnhub",), PRICE_FETCH_MAX_DELIVERIES="2", REALTIME_BATCH_SIZE="4")
+    with celery_worker("poisoned-mates", concurrency=1, **env) as worker:
+        with PoolChildKiller(upstream, worker.proc.pid, "BOOM") as killer:
+            result = app.send_task("tasks.prices.refresh_prices").get(timeout=30)
+            run = wait_for_run(result["run_id"], timeout=90)
+        log = worker.log()
+    print(f"\npoison symbol among batch-mates: {killer.kills} pool children killed; run {run.symbols_succeeded} stored")
+    assert "split into 4 single-symbol batches" in log
+    assert run.symbols_succeeded == 3, run.errors
+    assert set(run.errors) == {"BOOM"}
+    assert sorted(PriceHistory.objects.values_list("asset__symbol", flat=True)) == sorted(good)

@@ -3,7 +3,6 @@ market APIs played by FakeUpstream over HTTP."""
 
 from __future__ import annotations
 
-import itertools
 import math
 import signal
 import sys
@@ -58,7 +57,7 @@ def test_sources_fall_through_yahoo_500_to_alpha_vantage_then_note_to_finnhub(up
     assert Quote.objects.get(asset__symbol="AAPL").price == 200
 
 
-def test_a_symbol_every_source_fails_is_retried_with_backoff_then_recorded_failed_while_the_rest_completes(upstream):
+def test_a_symbol_every_source_answers_garbage_for_fails_at_once_while_the_rest_completes(upstream):
     hold(["GOOD", "BAD"])
     upstream.set_quote("GOOD", 50.0, previous_close=49.0)
     upstream.set_quote("BAD", math.nan, previous_close=49.0)  # every source answers garbage for it
@@ -74,11 +73,11 @@ def test_a_symbol_every_source_fails_is_retried_with_backoff_then_recorded_faile
     assert not Quote.objects.filter(asset__symbol="BAD").exists()
     assert Asset.objects.get(symbol="BAD").tracking_status == Asset.TrackingStatus.FAILING
     # First try plus two retries, only for the failing symbol, spaced by the backoff.
-    bad_times = [r.at for r in upstream.requests["finnhub"] if r.symbols == ["BAD"]]
-    assert len(bad_times) == 3
+    # Rejected data is the symbol's fault, not the source's: asked once, never retried
+    # (an outage still is: test_a_source_outage_is_still_retried_until_the_final_attempt).
+    bad_times = [r.at for r in upstream.requests["finnhub"] if "BAD" in r.symbols]
+    assert len(bad_times) == 1
     assert [r.symbols for r in upstream.requests["finnhub"]].count(["GOOD"]) == 0
-    gaps = [b - a for a, b in itertools.pairwise(bad_times)]
-    assert all(gap >= 0.5 for gap in gaps), gaps
 
 
 def test_malformed_nan_and_negative_upstream_prices_are_never_stored(upstream):
@@ -136,7 +135,7 @@ def test_circuit_breaker_opens_then_closes_again_across_cycles(upstream):
         assert run.source_counts == {"yahoo": 1}
 
 
-def test_a_worker_killed_mid_batch_is_redelivered_and_every_price_is_stored_once(upstream):
+def test_a_worker_killed_mid_batch_is_redelivered_one_symbol_a_batch_and_every_price_is_stored_once(upstream):
     symbols = [f"K{i}" for i in range(8)]
     hold(symbols)
     price_all(upstream, symbols)
@@ -157,7 +156,8 @@ def test_a_worker_killed_mid_batch_is_redelivered_and_every_price_is_stored_once
     with celery_worker("rescuer", concurrency=1, **env):
         run = wait_for_run(result["run_id"], timeout=90)
     assert run.symbols_succeeded == 8
-    assert run.batches_finished == 1
+    # The redelivery goes on one symbol per batch (a symbol may be what killed it).
+    assert run.batches_total == run.batches_finished == 8
     assert Quote.objects.count() == 8
     assert sorted(PriceHistory.objects.values_list("asset__symbol", flat=True)) == sorted(symbols)
 

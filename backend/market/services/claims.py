@@ -1,22 +1,34 @@
-"""Redis coordination for refreshes: the cycle lock and per-symbol in-flight claims.
+"""Redis coordination for refreshes: the cycle lock and per-symbol in-flight claims. Every
+lock and claim a cycle takes, and how long it lives, is decided here.
 
 The cycle lock keeps two scheduled cycles from overlapping, even with two beats running.
 Forced refreshes bypass it, but every fetch first claims its symbols: a symbol claimed by a
-running cycle (claimed at dispatch, so queued batches count too) is not fetched again by a
-forced refresh, and the other way round. Claims carry a token; a redelivered or retried task
-presents the same token and keeps its claim. Every claim expires, so a lost task frees its
-symbols on its own.
+run (claimed at dispatch, so queued batches count too) is not fetched again by another run.
+Claims carry a token; a redelivered or retried task presents the same token and keeps them.
+
+Lifetimes are short (PRICE_INFLIGHT_TTL, 6 s) and kept alive by whoever works under them:
+a running batch renews its own claims, and the claims and the cycle lock of its whole run
+(`claims_kept`), once per run every third of the TTL. A worker killed mid-batch (SIGKILL, the
+OOM killer) renews nothing, so what it held frees itself within the TTL of the run's last
+live work, never minutes later. A run's batches still waiting in the queue while no batch
+of the run executes are not kept alive: a later cycle may then dispatch their symbols again,
+and whichever batch runs first fetches them (the other finds them claimed).
 """
 
 from __future__ import annotations
 
+import logging
+import threading
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 
 from django.conf import settings
 
 from backend.core.redis import redis_client
+
+logger = logging.getLogger(__name__)
 
 CYCLE_LOCK_KEY = "tf:lock:price_cycle"
 
@@ -68,10 +80,16 @@ def inflight_release(*, symbols: Sequence[str], token: str) -> None:
         redis_client().register_script(_RELEASE)(keys=[inflight_key(s) for s in symbols], args=[token])
 
 
+def claim_ttl() -> int:
+    """Seconds a claim or the cycle lock outlives its last renewal."""
+    return max(int(settings.PRICE_INFLIGHT_TTL), 2)
+
+
 def cycle_lock_acquire() -> str | None:
-    """A token if this caller may run a cycle now, None if one is running."""
+    """A token if this caller may run a cycle now, None if one is running. The lock lives
+    as long as the run's batches renew it (`claims_kept`)."""
     token = uuid.uuid4().hex
-    if redis_client().set(CYCLE_LOCK_KEY, token, nx=True, ex=settings.PRICE_CYCLE_LOCK_TIMEOUT):
+    if redis_client().set(CYCLE_LOCK_KEY, token, nx=True, ex=claim_ttl()):
         return token
     return None
 
@@ -107,12 +125,25 @@ def _cycle_key(run_id: int) -> str:
     return f"tf:cycle:{run_id}"
 
 
-def cycle_register(*, run_id: int, lock_token: str, batches: int) -> None:
-    """Remember which lock a run holds until all its batches have had their first attempt."""
+def cycle_register(*, run_id: int, lock_token: str | None, batches: int, symbols: Sequence[str]) -> None:
+    """Remember a run: which lock it holds (None: a forced run holds none) until all its
+    batches have had their first attempt, and its symbols, whose claims its batches renew."""
+    key = _cycle_key(run_id)
+    pipe = redis_client().pipeline(transaction=False)
+    pipe.hset(key, mapping={"lock": lock_token or "", "batches": batches})
+    pipe.expire(key, settings.PRICE_CYCLE_LOCK_TIMEOUT)
+    if symbols:
+        pipe.sadd(f"{key}:symbols", *symbols)
+        pipe.expire(f"{key}:symbols", settings.PRICE_CYCLE_LOCK_TIMEOUT)
+    pipe.execute()
+
+
+def cycle_batches_add(*, run_id: int, count: int) -> None:
+    """A batch of the run became `count + 1` batches (split after it killed its worker)."""
     key = _cycle_key(run_id)
     client = redis_client()
-    client.hset(key, mapping={"lock": lock_token, "batches": batches})
-    client.expire(key, settings.PRICE_CYCLE_LOCK_TIMEOUT)
+    if client.exists(key):
+        client.hincrby(key, "batches", count)
 
 
 def cycle_batch_attempted(*, run_id: int, task_id: str) -> None:
@@ -126,7 +157,8 @@ def cycle_batch_attempted(*, run_id: int, task_id: str) -> None:
     client.sadd(f"{key}:done", task_id)
     client.expire(f"{key}:done", settings.PRICE_CYCLE_LOCK_TIMEOUT)
     if int(client.scard(f"{key}:done")) >= int(info["batches"]):
-        cycle_lock_release(token=info["lock"])
+        if info.get("lock"):
+            cycle_lock_release(token=info["lock"])
         client.delete(key, f"{key}:done")
 
 
@@ -138,3 +170,69 @@ def delivery_count(*, task_id: str, attempt: int) -> int:
     count = int(client.incr(key))
     client.expire(key, 86400)
     return count
+
+
+# A batch's own claims: renewed while they hold its token.
+_RENEW_OWN = """
+for _, key in ipairs(KEYS) do
+  if redis.call('GET', key) == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2]) end
+end
+return 1
+"""
+
+# A run's claims and its cycle lock, renewed by the first of its batches to come by in each
+# renewal interval (KEYS: run record, its symbols, the cycle lock, the interval marker).
+_RENEW_RUN = """
+if not redis.call('SET', KEYS[4], '1', 'NX', 'PX', ARGV[3]) then return 0 end
+local lock = redis.call('HGET', KEYS[1], 'lock')
+if lock and lock ~= '' and redis.call('GET', KEYS[3]) == lock then redis.call('PEXPIRE', KEYS[3], ARGV[2]) end
+for _, symbol in ipairs(redis.call('SMEMBERS', KEYS[2])) do
+  local key = ARGV[4] .. symbol
+  if redis.call('GET', key) == ARGV[1] then redis.call('PEXPIRE', key, ARGV[2]) end
+end
+return 1
+"""
+
+
+def claims_renew(*, symbols: Sequence[str], token: str, run_id: int | None, lock_token: str | None = None) -> None:
+    """One renewal: this batch's claims, its run's (once per interval across all batches),
+    and the cycle lock (of its run, or `lock_token` for a caller that holds it directly)."""
+    client = redis_client()
+    ttl_ms = claim_ttl() * 1000
+    if symbols:
+        client.register_script(_RENEW_OWN)(keys=[inflight_key(s) for s in symbols], args=[token, ttl_ms])
+    if run_id is not None:
+        key = _cycle_key(run_id)
+        client.register_script(_RENEW_RUN)(
+            keys=[key, f"{key}:symbols", CYCLE_LOCK_KEY, f"{key}:renewed"],
+            args=[inflight_token(run_id=run_id, task_id=None), ttl_ms, ttl_ms // 3, inflight_key("")],
+        )
+    if lock_token is not None:
+        client.register_script(_RENEW_OWN)(keys=[CYCLE_LOCK_KEY], args=[lock_token, ttl_ms])
+
+
+@contextmanager
+def claims_kept(
+    *, symbols: Sequence[str], token: str, run_id: int | None, lock_token: str | None = None
+) -> Iterator[None]:
+    """Renew these claims (and the run's, and the lock) every third of the TTL while the
+    block runs, from a daemon thread: a process that dies stops renewing, and what it held
+    frees itself within the TTL."""
+    stop = threading.Event()
+    interval = claim_ttl() / 3
+
+    def renew() -> None:
+        while not stop.wait(interval):
+            try:
+                claims_renew(symbols=symbols, token=token, run_id=run_id, lock_token=lock_token)
+            except Exception:
+                # Redis away: the claims may lapse, which costs at most a duplicate fetch.
+                logger.warning("renewing %d claims failed", len(symbols), exc_info=True)
+
+    thread = threading.Thread(target=renew, name="tf-claims", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)

@@ -53,6 +53,10 @@ class StoreResult:
     changed: list[str] = field(default_factory=list)
     # The `asset_update` of every stored quote, by symbol: built once, for the cache and events.
     payloads: dict[str, AssetUpdate] = field(default_factory=dict)
+    # Quotes not written, never silently: no asset for the symbol (the caller reports it
+    # failed), or older than the quote already stored (the symbol's latest quote stands).
+    missing: list[str] = field(default_factory=list)
+    stale: list[str] = field(default_factory=list)
 
 
 # The stored precision of prices and percentages (DecimalField decimal_places=6). Rounded here,
@@ -68,34 +72,43 @@ def _six_or_none(value: Decimal | None) -> Decimal | None:
     return None if value is None else _six(value)
 
 
-def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = None) -> StoreResult:
+def quotes_store(
+    *, quotes: Sequence[QuoteData], fetched_at: datetime | None = None, refresh_older: bool = True
+) -> StoreResult:
     """Upsert the latest quote and add a history row per symbol; returns which symbols'
-    prices changed. A quote older than the one stored is ignored (a late or replayed batch)."""
+    prices changed. A quote older than the one stored is not written (a late or replayed
+    batch: `stale`); one for a symbol with no asset is not written either (`missing`).
+    `refresh_older`: an older quote from another source than the stored one (a poll behind
+    a streamed trade) still refreshes the fields a trade lacks; the stored price stands."""
     result = StoreResult()
     if not quotes:
         return result
     fetched_at = fetched_at or datetime.now(UTC)
     # One query for the assets, their tracking state and their current quote (LEFT JOIN).
     known = Asset.objects.filter(symbol__in=[q.symbol for q in quotes]).values_list(
-        "symbol", "id", "tracking_status", "last_error", "quote__price", "quote__quoted_at"
+        "symbol", "id", "tracking_status", "last_error", *(f"quote__{name}" for name in QuoteRow._fields[1:])
     )
     asset_ids: dict[str, int] = {}
-    previous: dict[int, tuple[Decimal, datetime]] = {}
+    previous: dict[int, QuoteRow] = {}
     needs_status: set[int] = set()
-    for symbol, asset_id, status, last_error, price, quoted_at in known:
+    for symbol, asset_id, status, last_error, *stored in known:
         asset_ids[symbol] = asset_id
-        if price is not None:
-            previous[asset_id] = (price, quoted_at)
+        if stored[0] is not None:
+            previous[asset_id] = QuoteRow(asset_id, *stored)
         if status != Asset.TrackingStatus.TRACKED or last_error:
             needs_status.add(asset_id)
     rows: list[QuoteRow] = []
     for data in quotes:
         if data.symbol not in asset_ids:
-            logger.warning("quote for %s dropped: no such asset", data.symbol)
+            result.missing.append(data.symbol)
             continue
         asset_id = asset_ids[data.symbol]
         old = previous.get(asset_id)
-        if old is not None and old[1] > data.quoted_at:
+        if old is not None and old.quoted_at > data.quoted_at:
+            result.stale.append(data.symbol)
+            if refresh_older and old.source != data.source:
+                rows.append(_older_fields_row(old, data, fetched_at))
+                result.payloads[data.symbol] = asset_update_fields(symbol=data.symbol, quote=rows[-1])
             continue
         row = QuoteRow(
             asset_id,
@@ -114,10 +127,16 @@ def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = N
         rows.append(row)
         result.stored.append(data.symbol)
         result.payloads[data.symbol] = asset_update_fields(symbol=data.symbol, quote=row)
-        if old is None or old[0] != row.price:
+        if old is None or old.price != row.price:
             result.changed.append(data.symbol)
+    if result.missing:
+        logger.warning("%d quotes not stored, no such asset: %s", len(result.missing), ", ".join(result.missing))
+    if result.stale:
+        logger.info("%d quotes not stored, older than the stored one: %s", len(result.stale), ", ".join(result.stale))
     with transaction.atomic():
-        _quotes_write(rows)
+        written = _quotes_write(rows)
+        if written is not None:
+            _unwritten_drop(result, {asset_ids[s]: s for s in result.payloads}, written)
         recovered = [r.asset_id for r in rows if r.asset_id in needs_status]
         if recovered:
             Asset.objects.filter(id__in=recovered).update(
@@ -127,10 +146,40 @@ def quotes_store(*, quotes: Sequence[QuoteData], fetched_at: datetime | None = N
     return result
 
 
-def _quotes_write(rows: Sequence[QuoteRow]) -> None:
-    """The latest quotes and their history rows, in one statement on PostgreSQL."""
+def _older_fields_row(old: QuoteRow, data: QuoteData, fetched_at: datetime) -> QuoteRow:
+    """The stored quote (price, time, source) with the fields a trade lacks taken from an
+    older quote of another source: previous close and the change from it, day high, low,
+    volume, market cap (each kept where the older quote has none)."""
+    previous_close = _six_or_none(data.previous_close) or old.previous_close
+    change = old.price - previous_close if previous_close else old.change
+    percent = change * 100 / previous_close if previous_close and change is not None else old.change_percent
+    return old._replace(
+        previous_close=previous_close,
+        change=_six_or_none(change),
+        change_percent=_six_or_none(percent),
+        volume=data.volume if data.volume is not None else old.volume,
+        high=_six_or_none(data.high) or old.high,
+        low=_six_or_none(data.low) or old.low,
+        market_cap=data.market_cap if data.market_cap is not None else old.market_cap,
+        fetched_at=fetched_at,
+    )
+
+
+def _unwritten_drop(result: StoreResult, symbols: Mapping[int, str], written: set[int]) -> None:
+    """A newer quote committed between our read and our write (a streamed trade racing a
+    poll): the database kept it, so ours is stale and must not be cached or published."""
+    lost = {symbol for asset_id, symbol in symbols.items() if asset_id not in written}
+    result.stale += [s for s in result.stored if s in lost]
+    result.stored = [s for s in result.stored if s not in lost]
+    result.changed = [s for s in result.changed if s not in lost]
+    result.payloads = {s: p for s, p in result.payloads.items() if s not in lost}
+
+
+def _quotes_write(rows: Sequence[QuoteRow]) -> set[int] | None:
+    """The latest quotes and their history rows, in one statement on PostgreSQL; returns
+    the assets whose latest quote was written there (None: every row, elsewhere)."""
     if not rows:
-        return
+        return None
     if connection.vendor != "postgresql":
         Quote.objects.bulk_create(
             [Quote(**row._asdict()) for row in rows],
@@ -143,11 +192,12 @@ def _quotes_write(rows: Sequence[QuoteRow]) -> None:
             for r in rows
         ]
         PriceHistory.objects.bulk_create(history, ignore_conflicts=True)
-        return
+        return None
     # Django's bulk_create prepares every value through its field in Python (two thirds of a
     # batch's store time); psycopg2 adapts whole lists in C and the server unnests them.
     with connection.cursor() as cursor:
         cursor.execute(_upsert_sql(), [list(column) for column in zip(*rows, strict=True)])
+        return {asset_id for (asset_id,) in cursor.fetchall()}
 
 
 @lru_cache(maxsize=1)
@@ -164,8 +214,11 @@ def _upsert_sql() -> str:
     return (
         f"WITH v ({', '.join(columns)}) AS (SELECT * FROM unnest({typed})), "  # noqa: S608 (identifiers from model meta)
         f"latest AS (INSERT INTO {q(quote_meta.db_table)} AS t ({', '.join(columns)}) SELECT * FROM v "
-        f"ON CONFLICT ({asset}) DO UPDATE SET {updates} WHERE t.{quoted_at} <= EXCLUDED.{quoted_at}) "
-        f"INSERT INTO {q(history_meta.db_table)} ({history}) SELECT {history} FROM v ON CONFLICT DO NOTHING"
+        f"ON CONFLICT ({asset}) DO UPDATE SET {updates} WHERE t.{quoted_at} <= EXCLUDED.{quoted_at} "
+        f"RETURNING t.{asset}), "
+        f"history AS (INSERT INTO {q(history_meta.db_table)} ({history}) SELECT {history} FROM v "
+        "ON CONFLICT DO NOTHING) "
+        "SELECT * FROM latest"
     )
 
 

@@ -1,9 +1,12 @@
 """DataSourceManager: the sources in MARKET_DATA_SOURCES order, each behind its shared rate
-limit and circuit breaker; what one source misses or fails falls through to the next."""
+limit and circuit breaker; what one source misses, fails or rejects falls through to the next.
+A circuit measures the source (connection errors, timeouts, 5xx); data rejected for one symbol
+never moves it: that symbol backs off on its own (SymbolBackoff) and its batch-mates flow."""
 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -17,7 +20,7 @@ from django.conf import settings
 from backend.core.metrics import counter_add
 from backend.core.redis import redis_client
 
-from .circuit import CircuitBreaker, CircuitState
+from .circuit import CircuitBreaker, CircuitState, SymbolBackoff
 from .ratelimit import SharedRateLimit
 from .sources.alpha_vantage import AlphaVantageSource
 from .sources.base import Answer, Failure, FailureKind, MarketDataSource, QuoteData
@@ -64,28 +67,48 @@ class ManagedSource:
     breaker: CircuitBreaker
 
 
+# Failure kinds that mean the source itself answered.
+SOURCE_ANSWERED = frozenset({FailureKind.NOT_FOUND, FailureKind.REJECTED})
+
+
 def _health_key(source: str) -> str:
     return f"tf:source:{source}:health"
 
 
 def combine_failures(failures: Sequence[Failure], *, sources_total: int) -> Failure:
     """One verdict for a symbol no source could price. Unknown only when every configured
-    source said so; anything that may pass (an outage) wins over a rate limit."""
+    source said so; an outage (may pass) wins over rejected data, which wins over a rate
+    limit: a source that answered with unusable data will not answer better on a retry
+    seconds later, and the symbol is known to exist."""
     kinds = {f.kind for f in failures}
     message = "; ".join(f.message for f in failures)
     if kinds == {FailureKind.NOT_FOUND} and len(failures) == sources_total:
         return Failure(FailureKind.NOT_FOUND, message)
     if FailureKind.TRANSIENT in kinds or not kinds:
         return Failure(FailureKind.TRANSIENT, message or "no source configured")
+    if FailureKind.REJECTED in kinds:
+        return Failure(FailureKind.REJECTED, message)
     if FailureKind.RATE_LIMITED in kinds:
         return Failure(FailureKind.RATE_LIMITED, message)
     return Failure(FailureKind.TRANSIENT, message)
 
 
+def _backoff_update(
+    backoff: SymbolBackoff, outcome: FetchOutcome, *, asked: list[str], streaks: dict[str, float]
+) -> None:
+    """A priced symbol's rejection streak ends; one whose data was rejected backs off longer."""
+    backoff.clear([s for s in streaks if s in outcome.quotes])
+    rejected = [s for s in asked if s in outcome.failures and outcome.failures[s].kind is FailureKind.REJECTED]
+    for symbol, delay in backoff.record_rejected(rejected).items():
+        failure = outcome.failures[symbol]
+        outcome.failures[symbol] = Failure(failure.kind, f"{failure.message}; next try in {delay:.1f} s")
+
+
 class DataSourceManager:
-    def __init__(self, managed: list[ManagedSource], client: redis.Redis) -> None:
+    def __init__(self, managed: list[ManagedSource], client: redis.Redis, backoff: SymbolBackoff | None = None) -> None:
         self.managed = managed
         self.client = client
+        self.backoff = backoff
 
     @property
     def names(self) -> list[str]:
@@ -94,6 +117,12 @@ class DataSourceManager:
     def fetch(self, symbols: Sequence[str]) -> FetchOutcome:
         outcome = FetchOutcome()
         remaining = list(dict.fromkeys(symbols))
+        streaks = self.backoff.waiting(remaining) if self.backoff else {}
+        for symbol, left in streaks.items():
+            if left > 0:
+                wait = math.ceil(left * 10) / 10
+                outcome.failures[symbol] = Failure(FailureKind.REJECTED, f"data rejected; next try in {wait:.1f} s")
+        remaining = [s for s in remaining if s not in outcome.failures]
         tried: dict[str, list[Failure]] = {s: [] for s in remaining}
         for managed in self.managed:
             if not remaining:
@@ -114,6 +143,8 @@ class DataSourceManager:
             remaining = [s for s in remaining if s not in outcome.quotes]
         for symbol in remaining:
             outcome.failures[symbol] = combine_failures(tried[symbol], sources_total=len(self.managed))
+        if self.backoff is not None:
+            _backoff_update(self.backoff, outcome, asked=list(tried), streaks=streaks)
         return outcome
 
     def _ask(self, managed: ManagedSource, symbols: list[str]) -> dict[str, Answer]:
@@ -128,7 +159,10 @@ class DataSourceManager:
         errors = sum(1 for a in values if isinstance(a, Failure) and a.kind is not FailureKind.NOT_FOUND)
         if errors:
             counter_add("source_errors", errors, source=name)
-        useful = any(isinstance(a, QuoteData) or a.kind is FailureKind.NOT_FOUND for a in values)
+        # The breaker measures the source: any answer from it (a quote, an unknown symbol,
+        # data rejected for one symbol) is a success; only a call where it failed outright
+        # for every symbol (connection error, timeout, 5xx, a body not in its format) counts.
+        useful = any(isinstance(a, QuoteData) or a.kind in SOURCE_ANSWERED for a in values)
         outage = bool(values) and all(isinstance(a, Failure) and a.kind is FailureKind.TRANSIENT for a in values)
         now = time.time()
         if useful:
@@ -210,7 +244,8 @@ def data_source_manager() -> DataSourceManager:
         )
         for name in settings.MARKET_DATA_SOURCES
     ]
-    return DataSourceManager(managed, client)
+    backoff = SymbolBackoff(client, base=settings.PRICE_RETRY_BACKOFF, cap=float(settings.REALTIME_UPDATE_INTERVAL))
+    return DataSourceManager(managed, client, backoff)
 
 
 def data_sources_health() -> list[SourceHealth]:

@@ -14,9 +14,10 @@ from dataclasses import asdict, dataclass, field
 from django.conf import settings
 from django.core.cache import cache
 from django.db import transaction
+from django.db.models import F
 
 from backend.core.metrics import counter_add
-from backend.market.models import Asset, RefreshRun
+from backend.market.models import RefreshRun
 from backend.market.selectors import quote_cache_key, tracked_symbols
 from backend.market.signals import price_batches_dispatched
 from backend.market.symbols import InvalidSymbol, symbol_normalize
@@ -25,6 +26,7 @@ from backend.realtime.events import Event, asset_event, unknown_symbol_event
 from .claims import (
     beat_tick_claim,
     cycle_batch_attempted,
+    cycle_batches_add,
     cycle_lock_acquire,
     cycle_lock_release,
     cycle_register,
@@ -34,7 +36,8 @@ from .claims import (
 )
 from .ingest import assets_mark_failing, assets_mark_unknown, quotes_store, refresh_run_record
 from .manager import data_source_manager
-from .sources.base import FailureKind
+from .sources.base import FailureKind, QuoteData
+from .tracking import assets_ensure
 
 logger = logging.getLogger(__name__)
 
@@ -72,9 +75,9 @@ def _dispatch(
         if not batches:
             RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
 
-        if lock_token is not None and batches:
-            # Before the batches are sent: a fast batch must find its cycle registered.
-            cycle_register(run_id=run.pk, lock_token=lock_token, batches=len(batches))
+        if batches:
+            # Before the batches are sent: a fast batch must find its run registered.
+            cycle_register(run_id=run.pk, lock_token=lock_token, batches=len(batches), symbols=dispatched)
         if batches:
             # The receiver enqueues after commit: a batch must find its run stored.
             price_batches_dispatched.send(
@@ -128,9 +131,7 @@ def prices_refresh_force(*, symbols: Sequence[str] | None = None, batch_size: in
     It bypasses the quote cache and the cycle lock, but not symbols already being fetched.
     Raises InvalidSymbol for a malformed symbol before anything is dispatched."""
     if symbols:
-        wanted = [symbol_normalize(s) for s in symbols]
-        for symbol in wanted:
-            Asset.objects.get_or_create(symbol=symbol)
+        wanted = [asset.symbol for asset in assets_ensure(symbols=symbols)]
     else:
         wanted = tracked_symbols(include_unknown=True)
     return _dispatch(symbols=wanted, kind=RefreshRun.Kind.FORCED, force=True, batch_size=batch_size, lock_token=None)
@@ -145,9 +146,13 @@ class BatchResult:
     unknown: list[str] = field(default_factory=list)
     in_flight: list[str] = field(default_factory=list)
     from_cache: list[str] = field(default_factory=list)
+    # Fetched but older than the quote already stored: that one stands (not failed).
+    stale: list[str] = field(default_factory=list)
     published: int = 0
     sources: dict[str, int] = field(default_factory=dict)
     events: list[Event] = field(default_factory=list)
+    # The quotes stored (not the stale ones): what the alert check reads (tasks/alerts.py).
+    quotes: list[QuoteData] = field(default_factory=list)
     # Seconds per pipeline stage ("fetch", "commit"); the task adds "publish".
     stages: dict[str, float] = field(default_factory=dict)
 
@@ -158,6 +163,7 @@ class BatchResult:
             "stored": len(self.stored),
             "changed": len(self.changed),
             "from_cache": len(self.from_cache),
+            "stale": len(self.stale),
             "published": self.published,
             "sources": self.sources,
             "retry": self.retry,
@@ -176,8 +182,10 @@ def price_batch_fetch(
     attempt: int,
     final_attempt: bool,
 ) -> BatchResult:
-    """Fetch one batch and store it. Symbols still failing for a passing reason come back in
-    `retry` unless this is the final attempt, where they are recorded as failed."""
+    """Fetch one batch and store it. Symbols still failing for a passing reason (a source
+    failed or refused) come back in `retry` unless this is the final attempt, where they are
+    recorded as failed. Data every source rejected, and a quote with no asset to store it
+    under, will not pass on a retry: failed at once, without holding the batch."""
     result = BatchResult()
     wanted: list[str] = []
     for raw in symbols:
@@ -202,15 +210,24 @@ def price_batch_fetch(
     committed = time.perf_counter()
     result.stages = {"fetch": fetched - started, "commit": committed - fetched}
     result.stored, result.changed, result.sources = stored.stored, stored.changed, outcome.source_counts()
+    result.stale = stored.stale
+    result.quotes = [q for q in outcome.quotes.values() if q.symbol in stored.payloads]
     not_found = [s for s, f in outcome.failures.items() if f.kind is FailureKind.NOT_FOUND]
     newly_unknown = assets_mark_unknown(symbols=not_found, reason="unknown to every source") if not_found else []
     result.unknown = not_found
-    passing = {s: f.message for s, f in outcome.failures.items() if f.kind is not FailureKind.NOT_FOUND}
+    settled = {s: f.message for s, f in outcome.failures.items() if f.kind is FailureKind.REJECTED}
+    settled |= dict.fromkeys(stored.missing, "quote not stored: no such asset")
+    passing = {
+        s: f.message
+        for s, f in outcome.failures.items()
+        if f.kind is not FailureKind.NOT_FOUND and f.kind is not FailureKind.REJECTED
+    }
     if final_attempt:
-        result.failed.update(passing)
-        assets_mark_failing(errors=passing)
+        settled |= passing
     else:
         result.retry = list(passing)
+    result.failed.update(settled)
+    assets_mark_failing(errors=settled)
     changed = set(stored.changed)
     result.events = [asset_event(stored.payloads[symbol]) for symbol in stored.stored if symbol in changed]
     result.events += [unknown_symbol_event(s) for s in newly_unknown]
@@ -220,7 +237,7 @@ def price_batch_fetch(
         refresh_run_record(
             run_id=run_id,
             attempt_key=f"{task_id}:{attempt}",
-            succeeded=len(result.stored) + len(result.from_cache),
+            succeeded=len(result.stored) + len(result.from_cache) + len(result.stale),
             failed=failed,
             source_counts=result.sources,
             batch_done=not result.retry,
@@ -245,3 +262,17 @@ def price_batch_give_up(*, symbols: Sequence[str], run_id: int | None, task_id: 
             batch_done=True,
         )
         cycle_batch_attempted(run_id=run_id, task_id=task_id)
+
+
+def price_batch_split(*, symbols: Sequence[str], run_id: int | None, task_id: str) -> list[tuple[str, list[str]]]:
+    """Turn a batch whose last delivery died with its worker into one batch per symbol (new
+    task ids), so a symbol that crashes its worker fails alone: the run counts the extra
+    batches, and a run-less batch hands its claims over. Returns (task id, symbols) pairs."""
+    singles = [(str(uuid.uuid4()), [str(s)]) for s in dict.fromkeys(symbols)]
+    extra = len(singles) - 1
+    if run_id is not None and extra > 0:
+        RefreshRun.objects.filter(pk=run_id).update(batches_total=F("batches_total") + extra)
+        cycle_batches_add(run_id=run_id, count=extra)
+    if run_id is None:
+        inflight_release(symbols=[s for _, (s,) in singles], token=inflight_token(run_id=None, task_id=task_id))
+    return singles

@@ -10,10 +10,10 @@ import pytest
 from django.core.management import CommandError, call_command
 from django.test import override_settings
 
-from backend.market.models import PriceHistory, Quote, RefreshRun
+from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.services.manager import data_source_manager
 from tests.live import BASE_DIR, process_env
-from tests.tasks.prices_helpers import hold, wait_for
+from tests.tasks.prices_helpers import hold, price_all, wait_for
 
 # transaction=True: the commands run batches on threads with their own connections.
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -28,10 +28,28 @@ def simulated(redis_client):
     data_source_manager.cache_clear()
 
 
+@pytest.fixture
+def market_apis(upstream):
+    """Yahoo and Finnhub played by the fake upstream instead of the simulated source (which
+    prices every symbol: it knows no unknown ones)."""
+    env = {k: v for k, v in upstream.env(("yahoo", "finnhub")).items() if k != "MARKET_DATA_SOURCES"}
+    with override_settings(MARKET_DATA_SOURCES=["yahoo", "finnhub"], **env):
+        data_source_manager.cache_clear()
+        yield upstream
+    data_source_manager.cache_clear()
+
+
 def run(*args: str) -> str:
     out = StringIO()
     call_command(*args, stdout=out)
     return out.getvalue()
+
+
+def run_failing(*args: str) -> tuple[str, CommandError]:
+    out = StringIO()
+    with pytest.raises(CommandError) as raised:
+        call_command(*args, stdout=out)
+    return out.getvalue(), raised.value
 
 
 def test_update_asset_prices_dry_run_shows_prices_and_stores_nothing():
@@ -87,3 +105,66 @@ def test_start_price_feed_stops_cleanly_on_ctrl_c():
     assert proc.returncode == 0, out
     assert "price feed stopped" in out
     assert "Traceback" not in out
+
+
+def test_update_asset_prices_tracks_new_symbols_and_stores_their_quotes():
+    symbols = [f"N{i:03d}" for i in range(60)]
+    out = run("update_asset_prices", "--symbols", *symbols)
+    assert "60/60 stored, 60 changed, 0 failed, 0 unknown" in out
+    assert Asset.objects.filter(symbol__in=symbols, tracking_status=Asset.TrackingStatus.TRACKED).count() == 60
+    assert Quote.objects.count() == 60
+    assert RefreshRun.objects.get().symbols_succeeded == 60
+
+
+def test_update_asset_prices_with_new_known_unknown_and_rejected_symbols_accounts_for_each(market_apis):
+    hold(["AAPL"])
+    price_all(market_apis, ["AAPL", "NEWCO"])
+    market_apis.set_quote("HALT", 0, previous_close=10.0)  # every source answers a zero
+    out = run("update_asset_prices", "--symbols", "AAPL", "newco", "NOPE", "HALT")
+    assert "run " in out
+    assert "2/4 stored, 2 changed, 1 failed, 1 unknown" in out
+    assert "failed HALT: yahoo: rejected quote: price must be above zero" in out  # named, with why
+    assert "unknown to every source: NOPE" in out
+    assert {q.asset.symbol for q in Quote.objects.select_related("asset")} == {"AAPL", "NEWCO"}
+    statuses = dict(Asset.objects.values_list("symbol", "tracking_status"))
+    assert statuses == {
+        "AAPL": Asset.TrackingStatus.TRACKED,
+        "NEWCO": Asset.TrackingStatus.TRACKED,
+        "NOPE": Asset.TrackingStatus.UNKNOWN,
+        "HALT": Asset.TrackingStatus.FAILING,
+    }
+    run_record = RefreshRun.objects.get()
+    assert (run_record.symbols_succeeded, run_record.symbols_failed) == (2, 2)
+
+
+def test_update_asset_prices_fails_when_it_stored_none_of_the_symbols_asked_for(market_apis):
+    market_apis.set_quote("HALT", float("nan"), previous_close=10.0)
+    out, error = run_failing("update_asset_prices", "--symbols", "NOPE", "HALT")
+    assert "0/2 stored, 0 changed, 1 failed, 1 unknown" in out  # the summary is still written
+    assert "failed HALT:" in out
+    assert "stored none of the 2 symbols asked for" in str(error)
+
+
+def test_update_asset_prices_verbose_lists_what_it_stored(market_apis):
+    price_all(market_apis, ["AAPL", "MSFT"])
+    out = run("update_asset_prices", "--symbols", "MSFT", "AAPL", "--verbose")
+    assert "stored: AAPL, MSFT" in out
+
+
+@pytest.mark.live
+def test_update_asset_prices_exit_status_is_non_zero_only_when_nothing_was_stored(upstream):
+    price_all(upstream, ["NEWCO"])
+    env = process_env(**upstream.env(("yahoo", "finnhub")))
+
+    def command(*symbols: str) -> subprocess.CompletedProcess[str]:
+        argv = [sys.executable, "manage.py", "update_asset_prices", "--symbols", *symbols]
+        return subprocess.run(argv, cwd=BASE_DIR, env=env, capture_output=True, text=True, timeout=60)
+
+    nothing = command("NOPE")
+    assert nothing.returncode == 1, nothing.stdout + nothing.stderr
+    assert "0/1 stored" in nothing.stdout
+    assert "stored none of the 1 symbols asked for" in nothing.stderr
+    some = command("NEWCO", "NOPE2")
+    assert some.returncode == 0, some.stdout + some.stderr
+    assert "1/2 stored, 1 changed, 0 failed, 1 unknown" in some.stdout
+    assert Quote.objects.get().asset.symbol == "NEWCO"

@@ -1,7 +1,8 @@
 """Alpha Vantage GLOBAL_QUOTE: one symbol a request; every field is a string.
 
 A rate-limited answer is HTTP 200 with a `Note` (per minute) or `Information` (per day)
-field instead of data; an unknown symbol is an empty "Global Quote" object.
+field instead of data; an unknown symbol is an empty "Global Quote" object. A quote whose
+price or trading day is unusable is rejected data for that symbol, not a failure of the source.
 """
 
 from __future__ import annotations

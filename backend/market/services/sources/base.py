@@ -1,9 +1,11 @@
 """The one interface every market-data source answers through, and strict parsing.
 
-A source answers per symbol: a `QuoteData`, or a `Failure` saying whether trying again may
-help (transient), whether the source refused for now (rate_limited), or whether the source
-says the symbol does not exist (not_found). Prices that are missing, zero, negative, NaN or
-not numbers never become a `QuoteData`: they are logged and reported as a failure.
+A source answers per symbol: a `QuoteData`, or a `Failure` saying whether the source itself
+failed and trying again may help (transient), whether the source refused for now
+(rate_limited), whether the source says the symbol does not exist (not_found), or whether the
+source answered but this symbol's data is unusable (rejected). Prices that are missing, zero,
+negative, NaN or not numbers never become a `QuoteData`: they are logged and reported as
+rejected, which says nothing about the source's health (it never moves a circuit).
 """
 
 from __future__ import annotations
@@ -25,9 +27,15 @@ logger = logging.getLogger(__name__)
 
 
 class FailureKind(StrEnum):
+    # The source failed (connection error, timeout, 5xx, a body that is not its format).
     TRANSIENT = "transient"
+    # The source refused for now (429, Alpha Vantage's Note) or our shared budget is spent.
     RATE_LIMITED = "rate_limited"
+    # The source says the symbol does not exist.
     NOT_FOUND = "not_found"
+    # The source answered, but what it said about this symbol must not be stored (a zero,
+    # negative or NaN price, an error for this one symbol). Never counts against the source.
+    REJECTED = "rejected"
 
 
 @dataclass(frozen=True)
@@ -119,10 +127,10 @@ def parse_optional_int(value: Any) -> int | None:
     return int(number)
 
 
-def rejected(source: str, symbol: str, error: Exception) -> Failure:
-    """Log and report an upstream answer whose price must never be stored."""
+def rejected(source: str, symbol: str, error: Exception | str) -> Failure:
+    """Log and report an upstream answer for one symbol that must never be stored."""
     logger.warning("%s: rejected quote for %s: %s", source, symbol, error)
-    return Failure(FailureKind.TRANSIENT, f"{source}: rejected malformed quote: {error}")
+    return Failure(FailureKind.REJECTED, f"{source}: rejected quote: {error}")
 
 
 def http_timeout() -> tuple[float, float]:

@@ -1,6 +1,8 @@
 """Finnhub /api/v1/quote: one symbol a request -> `c d dp h l o pc t`.
 
 An unknown symbol is not an error status: it is `c == 0` with `t == 0`. 429 is the rate limit.
+A zero, negative or NaN `c` with a quote time, or an `error` in a 200 answer, is rejected
+data for that symbol (not a failure of the source).
 """
 
 from __future__ import annotations
@@ -25,7 +27,9 @@ def parse_finnhub_body(symbol: str, body: Any) -> Answer:
     if not isinstance(body, dict):
         return Failure(FailureKind.TRANSIENT, "finnhub: malformed response")
     if "error" in body and "c" not in body:
-        return Failure(FailureKind.TRANSIENT, f"finnhub: {str(body['error'])[:100]}")
+        # An error status is the source's failure (http_failure); an error in a 200 answer
+        # is about this symbol.
+        return rejected("finnhub", symbol, str(body["error"])[:100])
     if body.get("c") == 0 and body.get("t") == 0:
         return Failure(FailureKind.NOT_FOUND, "finnhub: no such symbol")
     try:

@@ -3,7 +3,8 @@
 Since 2023 the quote endpoint wants a session cookie (set by the cookie URL, whatever its
 status) and a crumb from /v1/test/getcrumb. A 401 means the crumb expired: we fetch a new one
 once and repeat that request. At most 50 symbols go in one request (more than about 100
-errors upstream); a batch's sub-requests run in parallel on the pooled session.
+errors upstream); a batch's sub-requests run in parallel on the pooled session. An entry
+whose price or time is unusable is rejected data for that symbol, not a failure of Yahoo.
 """
 
 from __future__ import annotations

@@ -54,7 +54,16 @@ def test_store_never_replaces_a_newer_quote_with_an_older_one():
     quotes_store(quotes=[quote("AAA", "11", AT + timedelta(minutes=1))])
     result = quotes_store(quotes=[quote("AAA", "10", AT)])
     assert result.stored == []
+    assert result.stale == ["AAA"]  # not written, and said so
     assert Quote.objects.get(asset__symbol="AAA").price == Decimal("11")
+
+
+def test_store_reports_a_quote_for_a_symbol_with_no_asset_instead_of_dropping_it_silently():
+    Asset.objects.create(symbol="AAA")
+    result = quotes_store(quotes=[quote("AAA", "10"), quote("GHOST", "20")])
+    assert result.stored == ["AAA"]
+    assert result.missing == ["GHOST"]
+    assert not Asset.objects.filter(symbol="GHOST").exists()
 
 
 @pytest.mark.skipif(connection.vendor != "postgresql", reason="the guarded upsert is the PostgreSQL path")

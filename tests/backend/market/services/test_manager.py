@@ -95,7 +95,7 @@ def test_malformed_prices_fall_through_and_are_never_returned(upstream, price):
     upstream.set_quote("BAD", price, previous_close=10.0)
     outcome = manager(upstream, "yahoo", "alpha_vantage", "finnhub").fetch(["BAD"])
     assert outcome.quotes == {}
-    assert outcome.failures["BAD"].kind is FailureKind.TRANSIENT
+    assert outcome.failures["BAD"].kind is FailureKind.REJECTED
     assert len(upstream.requests["finnhub"]) == 1
 
 

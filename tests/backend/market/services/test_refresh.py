@@ -209,3 +209,47 @@ def test_a_second_beats_send_of_the_same_tick_is_skipped_but_the_next_tick_runs(
     redis_client.delete(CYCLE_LOCK_KEY)
     time.sleep(0.35)  # past three quarters of the interval
     assert not prices_refresh_cycle(beat_entry="refresh-prices").skipped_locked
+
+
+def test_rejected_data_fails_alone_at_once_and_its_batch_mates_are_stored_without_retry(upstream, redis_client):
+    hold(["AAPL", "MSFT", "HALT"])
+    price_all(upstream, ["AAPL", "MSFT"])
+    upstream.set_quote("HALT", 0, previous_close=10.0)
+    result = fetch(["AAPL", "MSFT", "HALT"], attempt=0, final_attempt=False)
+    assert sorted(result.stored) == ["AAPL", "MSFT"]
+    assert result.retry == []  # nothing holds the batch: no retry of HALT, none of its mates
+    assert "rejected quote" in result.failed["HALT"]
+    halt = Asset.objects.get(symbol="HALT")
+    assert halt.tracking_status == Asset.TrackingStatus.FAILING
+    assert "price must be above zero" in halt.last_error
+    assert not list(redis_client.scan_iter(match="tf:circuit:*:open_until"))
+    assert not list(redis_client.scan_iter(match="tf:inflight:*"))
+
+
+def test_a_source_outage_is_still_retried_until_the_final_attempt(upstream):
+    hold(["AAPL"])
+    price_all(upstream, ["AAPL"])
+    upstream.fail("yahoo", 500)
+    upstream.fail("finnhub", 503)
+    result = fetch(["AAPL"], attempt=0, final_attempt=False)
+    assert (result.retry, result.failed) == (["AAPL"], {})
+    final = fetch(["AAPL"], attempt=3, final_attempt=True)  # the same task, retried: it holds the claim
+    assert "HTTP 500" in final.failed["AAPL"]
+
+
+def test_a_quote_for_a_symbol_with_no_asset_is_counted_failed_not_dropped(upstream):
+    price_all(upstream, ["GHOST"])
+    run = RefreshRun.objects.create(batches_total=1, symbols_requested=1)
+    result = fetch(["GHOST"], run_id=run.pk)
+    assert result.stored == []
+    assert result.failed == {"GHOST": "quote not stored: no such asset"}
+    run.refresh_from_db()
+    assert (run.symbols_succeeded, run.symbols_failed) == (0, 1)
+
+
+def test_a_forced_refresh_of_new_symbols_creates_their_assets_once():
+    hold(["AAPL"])
+    dispatch = prices_refresh_force(symbols=["newco", "NEWCO", "aapl"])
+    assert dispatch.symbols == ["NEWCO", "AAPL"]
+    assert Asset.objects.get(symbol="NEWCO").tracking_status == Asset.TrackingStatus.PENDING
+    assert Asset.objects.count() == 2

@@ -67,7 +67,7 @@ def test_yahoo_rejects_a_bad_price_without_losing_the_rest_of_the_batch(price):
     answers = parse_yahoo_response(["AAPL", "BAD"], {"quoteResponse": {"result": [YAHOO_AAPL, bad], "error": None}})
     assert isinstance(answers["AAPL"], QuoteData)
     assert isinstance(answers["BAD"], Failure)
-    assert answers["BAD"].kind is FailureKind.TRANSIENT
+    assert answers["BAD"].kind is FailureKind.REJECTED  # about BAD, not about Yahoo
 
 
 def test_yahoo_treats_a_body_without_quote_response_as_transient():
@@ -125,6 +125,7 @@ def test_alpha_vantage_rejects_bad_prices(price):
     body = {"Global Quote": dict(AV_IBM["Global Quote"], **{"05. price": price})}
     answer = parse_alpha_vantage_body("IBM", body, fetched_at=datetime.now(UTC))
     assert isinstance(answer, Failure)
+    assert answer.kind is FailureKind.REJECTED
 
 
 def test_finnhub_parses_a_quote():
@@ -146,7 +147,20 @@ def test_finnhub_zero_price_and_zero_time_means_unknown_symbol():
 def test_finnhub_rejects_bad_prices_that_have_a_time(price):
     answer = parse_finnhub_body("AAPL", {"c": price, "pc": 10, "t": 1700254801})
     assert isinstance(answer, Failure)
-    assert answer.kind is FailureKind.TRANSIENT
+    assert answer.kind is FailureKind.REJECTED
+
+
+def test_finnhub_error_in_a_200_answer_is_about_that_symbol_not_the_source():
+    answer = parse_finnhub_body("WEIRD", {"error": "Symbol not supported"})
+    assert isinstance(answer, Failure)
+    assert answer.kind is FailureKind.REJECTED
+    assert "Symbol not supported" in answer.message
+
+
+def test_a_body_that_is_not_the_sources_format_is_still_a_failure_of_the_source():
+    assert parse_finnhub_body("AAPL", ["not", "a", "quote"]).kind is FailureKind.TRANSIENT  # type: ignore[union-attr]
+    answer = parse_alpha_vantage_body("IBM", {"Something": "else"}, fetched_at=datetime.now(UTC))
+    assert answer.kind is FailureKind.TRANSIENT  # type: ignore[union-attr]
 
 
 def test_simulated_source_is_deterministic_and_positive():
