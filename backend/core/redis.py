@@ -9,12 +9,18 @@ short-lived probe with tight timeouts for the health check.
 
 from __future__ import annotations
 
+import logging
+import threading
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from typing import Any
 
 import redis
 import redis.asyncio as aioredis
 from django.conf import settings
+
+logger = logging.getLogger(__name__)
 
 # Seconds. A read longer than this is a Redis that stopped answering, not a slow command.
 SOCKET_TIMEOUT = 5
@@ -52,3 +58,27 @@ def redis_connect_async(
 def redis_client() -> redis.Redis:
     """The process's shared client; answers are `str`."""
     return redis_connect(decode_responses=True)
+
+
+@contextmanager
+def renewing(renew: Callable[[], object], *, every: float, what: str) -> Iterator[None]:
+    """Call `renew` every `every` seconds from a daemon thread while the block runs: how a
+    lock or claim with a short expiry stays held by a live process and lapses soon after a
+    dead one (SIGKILL, the OOM killer) stops renewing it. A failed renewal is logged, not
+    raised: the hold may lapse, which the holders of these locks tolerate."""
+    stop = threading.Event()
+
+    def loop() -> None:
+        while not stop.wait(every):
+            try:
+                renew()
+            except Exception:
+                logger.warning("renewing %s failed", what, exc_info=True)
+
+    thread = threading.Thread(target=loop, name=f"tf-renew-{what}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join(timeout=1)

@@ -17,8 +17,6 @@ and whichever batch runs first fetches them (the other finds them claimed).
 
 from __future__ import annotations
 
-import logging
-import threading
 import time
 import uuid
 from collections.abc import Iterator, Sequence
@@ -26,9 +24,7 @@ from contextlib import contextmanager
 
 from django.conf import settings
 
-from backend.core.redis import redis_client
-
-logger = logging.getLogger(__name__)
+from backend.core.redis import redis_client, renewing
 
 CYCLE_LOCK_KEY = "tf:lock:price_cycle"
 
@@ -216,23 +212,11 @@ def claims_kept(
     *, symbols: Sequence[str], token: str, run_id: int | None, lock_token: str | None = None
 ) -> Iterator[None]:
     """Renew these claims (and the run's, and the lock) every third of the TTL while the
-    block runs, from a daemon thread: a process that dies stops renewing, and what it held
-    frees itself within the TTL."""
-    stop = threading.Event()
-    interval = claim_ttl() / 3
+    block runs: a process that dies stops renewing, and what it held frees itself within
+    the TTL."""
 
     def renew() -> None:
-        while not stop.wait(interval):
-            try:
-                claims_renew(symbols=symbols, token=token, run_id=run_id, lock_token=lock_token)
-            except Exception:
-                # Redis away: the claims may lapse, which costs at most a duplicate fetch.
-                logger.warning("renewing %d claims failed", len(symbols), exc_info=True)
+        claims_renew(symbols=symbols, token=token, run_id=run_id, lock_token=lock_token)
 
-    thread = threading.Thread(target=renew, name="tf-claims", daemon=True)
-    thread.start()
-    try:
+    with renewing(renew, every=claim_ttl() / 3, what=f"{len(symbols)} claims"):
         yield
-    finally:
-        stop.set()
-        thread.join(timeout=1)

@@ -21,20 +21,23 @@ last round are never stranded.
 
 from __future__ import annotations
 
+import contextlib
 import time
-import uuid
 from collections.abc import Callable, Collection
 
 from django.conf import settings
+from redis.exceptions import LockError
 
-from backend.core.redis import redis_client
+from backend.core.redis import redis_client, renewing
 
 from . import RevalueResult, portfolios_revalue_for_symbols
 
 PENDING = "tf:recalc:pending"
 PROCESSING = "tf:recalc:processing"
 LOCK = "tf:recalc:lock"
-LOCK_TTL = 60  # seconds; renewed after each round, so only a dead runner lets it expire
+# Seconds the runner's lock outlives its last renewal (every third of this, from a thread,
+# whatever a round's length): a runner killed mid-round holds up the next one this long.
+LOCK_TTL = 6
 
 _TAKE = """
 if redis.call('EXISTS', KEYS[2]) == 1 then
@@ -48,11 +51,6 @@ else
   return {}
 end
 return redis.call('SMEMBERS', KEYS[2])
-"""
-_IF_MINE = """
-if redis.call('GET', KEYS[1]) ~= ARGV[1] then return 0 end
-if ARGV[2] == 'release' then return redis.call('DEL', KEYS[1]) end
-return redis.call('EXPIRE', KEYS[1], ARGV[2])
 """
 _REQUEST = """
 redis.call('SADD', KEYS[1], unpack(ARGV))
@@ -79,26 +77,29 @@ def portfolios_revalue_coalesced(
     result once that round committed; the result returned holds the counts of every round
     (and neither their revalued portfolios nor their events)."""
     client = redis_client()
-    take, if_mine = client.register_script(_TAKE), client.register_script(_IF_MINE)
+    take = client.register_script(_TAKE)
     if symbols:
         client.sadd(PENDING, *symbols)
-    token = uuid.uuid4().hex
     total: RevalueResult | None = None
-    while client.set(LOCK, token, nx=True, ex=LOCK_TTL):
+    # redis-py's Lock: a token per holder, released only by it; not thread-local, so the
+    # renewing thread may extend it.
+    lock = client.lock(LOCK, timeout=LOCK_TTL, blocking=False, thread_local=False)
+    while lock.acquire():
         total = total or RevalueResult()
         try:
-            while taken := take(keys=[PENDING, PROCESSING]):
-                started = time.monotonic()
-                result = portfolios_revalue_for_symbols(symbols=sorted(taken))
-                if on_round is not None:
-                    on_round(result)
-                total.counts_add(result)
-                client.delete(PROCESSING)
-                if_mine(keys=[LOCK], args=[token, LOCK_TTL])
-                # Let the next round gather what the batches still running add meanwhile.
-                time.sleep(max(0.0, settings.PORTFOLIO_RECALC_INTERVAL - (time.monotonic() - started)))
+            with renewing(lock.reacquire, every=LOCK_TTL / 3, what="the revaluation runner's lock"):
+                while taken := take(keys=[PENDING, PROCESSING]):
+                    started = time.monotonic()
+                    result = portfolios_revalue_for_symbols(symbols=sorted(taken))
+                    if on_round is not None:
+                        on_round(result)
+                    total.counts_add(result)
+                    client.delete(PROCESSING)
+                    # Let the next round gather what the batches still running add meanwhile.
+                    time.sleep(max(0.0, settings.PORTFOLIO_RECALC_INTERVAL - (time.monotonic() - started)))
         finally:
-            if_mine(keys=[LOCK], args=[token, "release"])
+            with contextlib.suppress(LockError):  # lapsed while Redis was away: nothing to free
+                lock.release()
         if not client.exists(PENDING):
             break
     return total
