@@ -2,12 +2,23 @@ from __future__ import annotations
 
 import logging
 from decimal import ROUND_HALF_EVEN, Decimal
+from typing import Any
 
 from django.contrib import admin, messages
 from django.db.models import Count, QuerySet
+from django.forms import BaseInlineFormSet, ModelForm
 from django.http import HttpRequest
 
-from .models import Portfolio, PortfolioSnapshot, Position
+from .models import Portfolio, PortfolioSnapshot, Position, Transaction
+from .services.transactions import (
+    FxUnavailable,
+    InsufficientQuantity,
+    TransactionInput,
+    TransactionInvalid,
+    assets_prepare,
+    transaction_delete,
+    transaction_record,
+)
 from .signals import portfolio_changed
 
 logger = logging.getLogger(__name__)
@@ -23,11 +34,53 @@ def _cents(value: Decimal | None, suffix: str = "") -> str:
 
 
 class PositionInline(admin.TabularInline):
+    """Read-only: positions are derived from the transactions below."""
+
     model = Position
-    extra = 1
+    extra = 0
+    can_delete = False
+    fields = ("asset", "quantity", "average_cost", "cost_basis", "realized_gain", "dividends", "last_valued_price")
+    readonly_fields = (
+        "asset",
+        "quantity",
+        "average_cost",
+        "cost_basis",
+        "realized_gain",
+        "dividends",
+        "last_valued_price",
+    )
+
+    def has_add_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+
+class TransactionInline(admin.TabularInline):
+    """The ledger: add or delete transactions (recorded through the ledger services, which
+    re-derive the positions); a recorded one is not edited in place."""
+
+    model = Transaction
+    extra = 0
+    ordering = ["executed_at", "id"]
     autocomplete_fields = ["asset"]
-    fields = ["asset", "quantity", "average_cost", "last_valued_price"]
-    readonly_fields = ["last_valued_price"]  # Position.last_valued_price: from the valuation epoch
+    fields = [
+        "type",
+        "asset",
+        "quantity",
+        "price",
+        "fee",
+        "amount",
+        "ratio",
+        "currency",
+        "fx_rate",
+        "executed_at",
+        "external_id",
+    ]
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(Portfolio)
@@ -59,7 +112,46 @@ class PortfolioAdmin(admin.ModelAdmin):
         "created_at",
         "updated_at",
     ]
-    inlines = [PositionInline]
+    inlines = [TransactionInline, PositionInline]
+    readonly_fields_ledger = ["realized_gain", "dividends", "fees"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return [*super().get_readonly_fields(request, obj), *self.readonly_fields_ledger]
+
+    def save_model(self, request: HttpRequest, obj: Portfolio, form: ModelForm, change: bool) -> None:
+        super().save_model(request, obj, form, change)
+        held = set(obj.positions.filter(quantity__gt=0).values_list("asset__symbol", flat=True))
+        assets_prepare(portfolio=obj, symbols=held)  # the pairs a changed base currency needs
+
+    def save_formset(self, request: HttpRequest, form: ModelForm, formset: BaseInlineFormSet, change: bool) -> None:
+        if formset.model is not Transaction:
+            super().save_formset(request, form, formset, change)
+            return
+        portfolio = form.instance
+        new = formset.save(commit=False)
+        for row in formset.deleted_objects:
+            self._ledger(request, transaction_delete, transaction_row=row)
+        for row in new:
+            data = TransactionInput(
+                type=row.type,
+                symbol=row.asset.symbol if row.asset_id else None,
+                quantity=row.quantity,
+                price=row.price,
+                fee=row.fee,
+                amount=row.amount,
+                ratio=row.ratio,
+                currency=row.currency or None,
+                fx_rate=row.fx_rate,
+                executed_at=row.executed_at,
+                external_id=row.external_id or None,
+            )
+            self._ledger(request, transaction_record, portfolio=portfolio, data=data)
+
+    def _ledger(self, request: HttpRequest, change: Any, **kwargs: Any) -> None:
+        try:
+            change(**kwargs)
+        except (InsufficientQuantity, FxUnavailable, TransactionInvalid) as exc:
+            self.message_user(request, f"Transaction refused, nothing changed: {exc}", messages.ERROR)
 
     def get_queryset(self, request: HttpRequest) -> QuerySet[Portfolio]:
         return super().get_queryset(request).annotate(_position_count=Count("positions", distinct=True))
@@ -100,11 +192,31 @@ class PortfolioAdmin(admin.ModelAdmin):
 
 @admin.register(Position)
 class PositionAdmin(admin.ModelAdmin):
-    list_display = ["portfolio", "asset", "quantity", "average_cost", "last_valued_price", "updated_at"]
+    """Read-only: derived from the transactions (edit those under the portfolio)."""
+
+    list_display = [
+        "portfolio",
+        "asset",
+        "quantity",
+        "average_cost",
+        "cost_basis",
+        "realized_gain",
+        "dividends",
+        "last_valued_price",
+        "updated_at",
+    ]
     list_filter = ["asset__asset_type"]
     search_fields = ["portfolio__name", "asset__symbol", "portfolio__owner__username"]
     list_select_related = ["portfolio", "asset"]
-    autocomplete_fields = ["portfolio", "asset"]
+
+    def has_add_permission(self, request: HttpRequest) -> bool:
+        return False
+
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
 
 
 @admin.register(PortfolioSnapshot)

@@ -1,8 +1,17 @@
-"""Demo data for `make run`: well-known symbols and two portfolios for the demo user."""
+"""Demo data for `make run`: well-known symbols and two USD portfolios for the demo user, written
+as a ledger through the transaction services (buys, a sell, dividends, a fee), with a euro
+holding (SAP.DE) and a pence one (VOD.L), so the first screen shows values converted into the
+base currency (docs/protocol.md, "Transactions" and "Currencies").
+
+Idempotent: each demo transaction carries an `external_id` (`demo:<n>`), so a second run
+records nothing. A demo portfolio whose ledger holds anything else (the user's own entries,
+or an older seed's positions migrated into opening buys) is left as it is.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import User
@@ -10,7 +19,8 @@ from django.db import transaction
 
 from backend.market.models import Asset
 
-from .models import Portfolio, Position
+from .models import Portfolio, Transaction
+from .services.transactions import TransactionInput, transaction_record
 
 T = Asset.AssetType
 DEMO_ASSETS: list[tuple[str, str, str, str]] = [
@@ -27,6 +37,8 @@ DEMO_ASSETS: list[tuple[str, str, str, str]] = [
     ("JNJ", "Johnson & Johnson", T.STOCK, "NYSE"),
     ("KO", "The Coca-Cola Company", T.STOCK, "NYSE"),
     ("XOM", "Exxon Mobil Corporation", T.STOCK, "NYSE"),
+    ("SAP.DE", "SAP SE", T.STOCK, "XETRA"),  # quoted in EUR
+    ("VOD.L", "Vodafone Group Plc", T.STOCK, "LSE"),  # quoted in pence (GBp)
     ("SPY", "SPDR S&P 500 ETF Trust", T.ETF, "NYSEARCA"),
     ("QQQ", "Invesco QQQ Trust", T.ETF, "NASDAQ"),
     ("VTI", "Vanguard Total Stock Market ETF", T.ETF, "NYSEARCA"),
@@ -37,31 +49,58 @@ DEMO_ASSETS: list[tuple[str, str, str, str]] = [
     ("^DJI", "Dow Jones Industrial Average", T.INDEX, "DJI"),
 ]
 
-DEMO_PORTFOLIOS: dict[str, list[tuple[str, str, str]]] = {
+
+@dataclass(frozen=True)
+class DemoEntry:
+    """One demo transaction; money in the asset's currency, `fx` into USD (None: the same)."""
+
+    day: str
+    type: str
+    symbol: str | None
+    quantity: str | None = None
+    price: str | None = None
+    fee: str | None = None
+    amount: str | None = None
+    fx: str | None = None
+
+
+def _buy(day: str, symbol: str, quantity: str, price: str, fee: str = "0", fx: str | None = None) -> DemoEntry:
+    return DemoEntry(day, "buy", symbol, quantity, price, fee, fx=fx)
+
+
+DEMO_LEDGERS: dict[str, list[DemoEntry]] = {
     "Growth": [
-        ("AAPL", "25", "172.50"),
-        ("MSFT", "12", "331.20"),
-        ("NVDA", "30", "95.10"),
-        ("AMZN", "15", "142.80"),
-        ("GOOGL", "20", "138.40"),
-        ("QQQ", "8", "402.00"),
+        _buy("2024-02-05", "AAPL", "25", "172.50", "1.00"),
+        _buy("2024-02-05", "MSFT", "12", "331.20", "1.00"),
+        _buy("2024-03-11", "NVDA", "40", "95.10", "1.00"),
+        _buy("2024-04-02", "AMZN", "15", "142.80"),
+        _buy("2024-04-02", "GOOGL", "20", "138.40"),
+        _buy("2024-05-20", "QQQ", "8", "402.00"),
+        DemoEntry("2025-06-16", "sell", "NVDA", "10", "142.30", "1.00"),
+        DemoEntry("2025-08-14", "dividend", "AAPL", amount="6.50"),
     ],
     "Income & Crypto": [
-        ("JNJ", "40", "158.30"),
-        ("KO", "100", "59.75"),
-        ("XOM", "35", "104.60"),
-        ("VTI", "20", "228.90"),
-        ("BTC-USD", "0.35", "43150.00"),
-        ("ETH-USD", "2.5", "2280.00"),
+        _buy("2024-01-15", "JNJ", "40", "158.30"),
+        _buy("2024-01-15", "KO", "100", "59.75"),
+        _buy("2024-01-22", "XOM", "35", "104.60"),
+        _buy("2024-01-22", "VTI", "20", "228.90"),
+        _buy("2024-02-01", "BTC-USD", "0.35", "43150.00"),
+        _buy("2024-02-01", "ETH-USD", "2.5", "2280.00"),
+        _buy("2024-06-03", "SAP.DE", "15", "178.40", "4.90", fx="1.0850"),  # EUR: 1 EUR = 1.0850 USD
+        _buy("2024-06-03", "VOD.L", "2000", "71.20", "0", fx="0.012650"),  # pence: 1 GBp = 0.01265 USD
+        DemoEntry("2025-04-01", "dividend", "KO", amount="48.50"),
+        DemoEntry("2025-08-01", "dividend", "VOD.L", amount="4500", fx="0.012700"),  # 2.25 p a share
+        DemoEntry("2025-12-31", "fee", None, amount="15.00"),  # the account's yearly fee, in USD
     ],
 }
+EXTERNAL_ID_PREFIX = "demo:"
 
 
 @dataclass(frozen=True)
 class DemoSeedResult:
     assets_created: int
     portfolios_created: int
-    positions_created: int
+    transactions_created: int
 
 
 def _user_ensure(*, username: str, password: str | None, is_staff: bool) -> User:
@@ -79,6 +118,32 @@ def _user_ensure(*, username: str, password: str | None, is_staff: bool) -> User
     return user
 
 
+def _input(entry: DemoEntry, n: int) -> TransactionInput:
+    def number(text: str | None) -> Decimal | None:
+        return None if text is None else Decimal(text)
+
+    return TransactionInput(
+        type=entry.type,
+        symbol=entry.symbol,
+        quantity=number(entry.quantity),
+        price=number(entry.price),
+        fee=number(entry.fee),
+        amount=number(entry.amount),
+        fx_rate=number(entry.fx),
+        executed_at=datetime.fromisoformat(entry.day).replace(hour=15, tzinfo=UTC),
+        external_id=f"{EXTERNAL_ID_PREFIX}{n}",
+    )
+
+
+def demo_ledger_record(*, portfolio: Portfolio, entries: list[DemoEntry]) -> int:
+    """Record the demo entries missing from the portfolio's ledger; returns how many. Nothing
+    when its ledger holds other transactions (the user's, or an older seed's)."""
+    others = Transaction.objects.filter(portfolio=portfolio).exclude(external_id__startswith=EXTERNAL_ID_PREFIX)
+    if others.exists():
+        return 0
+    return sum(transaction_record(portfolio=portfolio, data=_input(e, n)).created for n, e in enumerate(entries, 1))
+
+
 @transaction.atomic
 def demo_data_seed(*, with_logins: bool) -> DemoSeedResult:
     """Idempotent: a second run finds everything in place and writes nothing."""
@@ -92,16 +157,9 @@ def demo_data_seed(*, with_logins: bool) -> DemoSeedResult:
         _user_ensure(username="admin", password="admin", is_staff=True)  # noqa: S106 (dev only)
     demo = _user_ensure(username="demo", password="demo" if with_logins else None, is_staff=False)
 
-    assets = {a.symbol: a for a in Asset.objects.filter(symbol__in=[s for s, *_ in DEMO_ASSETS])}
-    portfolios_created = positions_created = 0
-    for portfolio_name, holdings in DEMO_PORTFOLIOS.items():
+    portfolios_created = transactions_created = 0
+    for portfolio_name, entries in DEMO_LEDGERS.items():
         portfolio, created = Portfolio.objects.get_or_create(owner=demo, name=portfolio_name)
         portfolios_created += created
-        for symbol, quantity, average_cost in holdings:
-            _, created = Position.objects.get_or_create(
-                portfolio=portfolio,
-                asset=assets[symbol],
-                defaults={"quantity": Decimal(quantity), "average_cost": Decimal(average_cost)},
-            )
-            positions_created += created
-    return DemoSeedResult(assets_created, portfolios_created, positions_created)
+        transactions_created += demo_ledger_record(portfolio=portfolio, entries=entries)
+    return DemoSeedResult(assets_created, portfolios_created, transactions_created)

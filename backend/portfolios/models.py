@@ -10,6 +10,12 @@ that stores anything records the prices it valued at ONCE, as a `ValuationEpoch`
 (`Portfolio.valued_epoch`, written in the same UPDATE as its figures). A position's previous
 price is then its asset's price in its portfolio's epoch, if the position took part in that
 valuation (`Position.valued`: set once, when a position is first valued at a price).
+
+The ledger: a portfolio's `Transaction`s are the truth; its positions (and its `realized_gain`,
+`dividends`, `fees`) are derived from them in `executed_at` order by
+services/ledger.py, and nothing else writes them (docs/protocol.md, "Transactions"). Money
+of the ledger is kept at 10 places, rounded half-even after each transaction, so deriving
+one more transaction from the stored state equals replaying them all.
 """
 
 from __future__ import annotations
@@ -38,6 +44,11 @@ class Portfolio(models.Model):
     # key: a full refresh rewrites it on 10,000 rows, and a key check per row would cost more
     # than the rest of the UPDATE. Unreferenced epochs are deleted by later passes.
     valued_epoch = models.BigIntegerField(null=True, blank=True, editable=False)
+    # Ledger figures in the base currency, derived from the transactions (services/ledger.py):
+    # the sums of the positions' realized gains and dividends, and the `fee` transactions.
+    realized_gain = models.DecimalField(max_digits=30, decimal_places=10, default=0, db_default=0, editable=False)
+    dividends = models.DecimalField(max_digits=30, decimal_places=10, default=0, db_default=0, editable=False)
+    fees = models.DecimalField(max_digits=30, decimal_places=10, default=0, db_default=0, editable=False)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
 
@@ -50,10 +61,22 @@ class Portfolio(models.Model):
 
 
 class Position(models.Model):
+    """A holding derived from the portfolio's transactions of one asset. `quantity` and
+    `average_cost` are in the asset's currency; `cost_basis`, `realized_gain` and
+    `dividends` in the portfolio's base currency. A position sold down to 0 stays (with its
+    realized figures) but leaves the valuation."""
+
     portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="positions")
     asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="positions")
     quantity = models.DecimalField(max_digits=28, decimal_places=10)
     average_cost = models.DecimalField(max_digits=20, decimal_places=6)
+    # NULL: a position written outside the ledger (a script, a fixture): its cost is then
+    # quantity * average_cost, in a base currency it is assumed to share.
+    cost_basis = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True)
+    # The same running cost in the asset's currency, without fx (average_cost = it / quantity).
+    cost_local = models.DecimalField(max_digits=30, decimal_places=10, null=True, blank=True, editable=False)
+    realized_gain = models.DecimalField(max_digits=30, decimal_places=10, default=0, db_default=0)
+    dividends = models.DecimalField(max_digits=30, decimal_places=10, default=0, db_default=0)
     # Took part, at a price, in a valuation of its portfolio: its previous price is then its
     # asset's price in the portfolio's `valued_epoch`. A new position (even one re-added for a
     # symbol held before) has no previous valuation.
@@ -77,7 +100,7 @@ class Position(models.Model):
         ordering = ["portfolio_id", "asset__symbol"]
         constraints = [
             models.UniqueConstraint(fields=["portfolio", "asset"], name="position_unique_portfolio_asset"),
-            models.CheckConstraint(condition=Q(quantity__gt=0), name="position_quantity_positive"),
+            models.CheckConstraint(condition=Q(quantity__gte=0), name="position_quantity_not_negative"),
             models.CheckConstraint(condition=Q(average_cost__gte=0), name="position_cost_not_negative"),
         ]
         # The few positions never valued yet, found without reading the others.
@@ -142,3 +165,53 @@ class PortfolioSnapshot(models.Model):
 
     def __str__(self) -> str:
         return f"{self.portfolio_id}@{self.valued_at:%Y-%m-%d %H:%M:%S} {self.total_value}"
+
+
+class Transaction(models.Model):
+    """One entry of a portfolio's ledger. `price`, `fee` and `amount` are in `currency` (the
+    asset's, or any for a portfolio-level fee); `fx_rate` converts them into the portfolio's
+    base currency (units of base per unit of `currency`)."""
+
+    class Type(models.TextChoices):
+        BUY = "buy", "Buy"
+        SELL = "sell", "Sell"
+        DIVIDEND = "dividend", "Dividend"
+        SPLIT = "split", "Split"
+        FEE = "fee", "Fee"
+
+    portfolio = models.ForeignKey(Portfolio, on_delete=models.CASCADE, related_name="transactions")
+    # None: a fee of the portfolio itself.
+    asset = models.ForeignKey(Asset, on_delete=models.PROTECT, related_name="transactions", null=True, blank=True)
+    type = models.CharField(max_length=10, choices=Type.choices)
+    quantity = models.DecimalField(max_digits=28, decimal_places=10, null=True, blank=True)
+    price = models.DecimalField(max_digits=20, decimal_places=6, null=True, blank=True)
+    fee = models.DecimalField(max_digits=20, decimal_places=6, default=0)
+    amount = models.DecimalField(max_digits=24, decimal_places=6, null=True, blank=True)
+    ratio = models.CharField(max_length=41, blank=True, help_text='split: "N:M", N new shares for M old')
+    # blank: the admin form may leave them to the ledger (the asset's currency, the latest rate).
+    currency = models.CharField(max_length=3, blank=True)
+    fx_rate = models.DecimalField(max_digits=24, decimal_places=10, blank=True)
+    executed_at = models.DateTimeField()
+    # NULL, not "": one portfolio may hold many transactions without one.
+    external_id = models.CharField(max_length=100, null=True, blank=True)  # noqa: DJ001
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["portfolio_id", "executed_at", "id"]
+        constraints = [
+            models.UniqueConstraint(fields=["portfolio", "external_id"], name="transaction_unique_external_id"),
+            models.CheckConstraint(condition=Q(fx_rate__gt=0), name="transaction_fx_rate_positive"),
+            models.CheckConstraint(condition=Q(fee__gte=0), name="transaction_fee_not_negative"),
+            models.CheckConstraint(
+                condition=Q(asset__isnull=False) | Q(type="fee"), name="transaction_asset_unless_fee"
+            ),
+        ]
+        indexes = [
+            # An asset's transactions in the order they apply (the derivation's read).
+            models.Index(fields=["portfolio", "asset", "executed_at", "id"], name="transaction_ledger_order"),
+            # A portfolio's fees (its ledger total), without reading its trades.
+            models.Index(fields=["portfolio"], condition=Q(type="fee"), name="transaction_fees"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.type} {self.asset_id or '-'} @{self.executed_at:%Y-%m-%d %H:%M:%S}"

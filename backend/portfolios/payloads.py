@@ -10,7 +10,8 @@ from decimal import Decimal
 from backend.core.clock import iso_z
 from backend.realtime.payloads import PortfolioUpdate, PositionSummary, PositionUpdate
 
-from .valuation import PortfolioValuation, PositionValuation
+from .position_valuation import PositionValuation
+from .valuation import PortfolioValuation
 
 
 def position_summary(position: PositionValuation) -> PositionSummary:
@@ -37,6 +38,9 @@ def position_update_payload(position: PositionValuation) -> PositionUpdate:
         "total_return": position.total_return or Decimal(0),
         "total_return_percent": position.total_return_percent or Decimal(0),
         "significant_change": position.significant_change,
+        "currency": position.currency,
+        "fx_rate": position.fx_rate,
+        "cost_basis": position.cost,
     }
 
 
@@ -60,4 +64,9 @@ def portfolio_update_payload(
         "value_changed": value_changed,
         "valued_at": iso_z(valued_at),
         "positions_updated": [position_summary(p) for p in positions],
+        "currency": valuation.currency,
+        "realized_gain": valuation.ledger.realized_gain,
+        "dividends": valuation.ledger.dividends,
+        "fees": valuation.ledger.fees,
+        "unpriced_positions": valuation.unpriced,
     }

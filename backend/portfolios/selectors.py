@@ -5,12 +5,14 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import UTC, datetime
+from decimal import Decimal
 from typing import Any
 
-from backend.core.clock import utc_now_iso
-from backend.portfolios.models import Portfolio, Position
+from backend.core.clock import iso_z, utc_now_iso
+from backend.portfolios.models import Portfolio, Position, Transaction
 from backend.portfolios.payloads import portfolio_update_payload
-from backend.portfolios.valuation import by_portfolio, portfolio_valuations, position_valuations
+from backend.portfolios.position_valuation import by_portfolio, position_valuations
+from backend.portfolios.valuation import portfolio_valuations
 from backend.realtime.payloads import PortfolioUpdate
 
 
@@ -26,8 +28,10 @@ def portfolio_snapshot(*, portfolio_id: int, user_id: int) -> PortfolioUpdate | 
 
 
 def portfolios_read(*, owner_id: int, portfolio_id: int | None = None) -> list[dict[str, Any]]:
-    """The owner's portfolios (or one of them) with live figures and every position: three
-    queries whatever the number of portfolios. Decimals: the API rounds at the edge."""
+    """The owner's portfolios (or one of them) with live figures and every position (those
+    sold down to 0 too, with their realized figures): a handful of queries whatever the
+    number of portfolios. Money in each portfolio's base currency, prices in the asset's.
+    Decimals: the API rounds at the edge."""
     portfolios = Portfolio.objects.filter(owner_id=owner_id)
     if portfolio_id is not None:
         portfolios = portfolios.filter(pk=portfolio_id)
@@ -42,7 +46,9 @@ def portfolios_read(*, owner_id: int, portfolio_id: int | None = None) -> list[d
             {
                 "id": valuation.portfolio_id,
                 "name": valuation.name,
+                "currency": valuation.currency,
                 **asdict(valuation.figures),  # the six figures, as the valuation service names them
+                **asdict(valuation.ledger),  # realized_gain, dividends, fees
                 "unpriced_positions": valuation.unpriced,
                 "valued_at": now,
                 "positions": [
@@ -57,6 +63,11 @@ def portfolios_read(*, owner_id: int, portfolio_id: int | None = None) -> list[d
                         "total_return": p.total_return,
                         "total_return_percent": p.total_return_percent,
                         "priced": p.priced,
+                        "currency": p.currency,
+                        "fx_rate": p.fx_rate,
+                        "cost_basis": p.cost,
+                        "realized_gain": p.realized_gain,
+                        "dividends": p.dividends,
                     }
                     for p in positions.get(valuation.portfolio_id, [])
                 ],
@@ -71,3 +82,57 @@ def position_read(*, owner_id: int, portfolio_id: int, symbol: str) -> dict[str,
             if position["symbol"] == symbol:
                 return dict(position)
     return None
+
+
+def _number(value: Decimal | None) -> float | None:
+    return None if value is None else float(value)
+
+
+_TRANSACTION_COLUMNS = (
+    "pk",
+    "type",
+    "asset__symbol",
+    "quantity",
+    "price",
+    "fee",
+    "amount",
+    "ratio",
+    "currency",
+    "fx_rate",
+    "executed_at",
+    "external_id",
+    "created_at",
+)
+
+
+def _transaction_row(row: tuple[Any, ...]) -> dict[str, Any]:
+    pk, kind, symbol, quantity, price, fee, amount, ratio, currency, fx_rate, executed_at, external_id, created = row
+    # A transaction is sent as recorded: its numbers as stored (not rounded to cents).
+    return {
+        "id": pk,
+        "type": kind,
+        "symbol": symbol,
+        "quantity": _number(quantity),
+        "price": _number(price),
+        "fee": _number(fee),
+        "amount": _number(amount),
+        "ratio": ratio or None,
+        "currency": currency,
+        "fx_rate": _number(fx_rate),
+        "executed_at": iso_z(executed_at),
+        "external_id": external_id,
+        "created_at": iso_z(created),
+    }
+
+
+def transactions_read(*, portfolio_id: int, symbol: str | None = None) -> list[dict[str, Any]]:
+    """A portfolio's ledger in the order it applies (executed_at, then id)."""
+    rows = Transaction.objects.filter(portfolio_id=portfolio_id).order_by("executed_at", "pk")
+    if symbol:
+        rows = rows.filter(asset__symbol=symbol.strip().upper())
+    return [_transaction_row(row) for row in rows.values_list(*_TRANSACTION_COLUMNS)]
+
+
+def transaction_read(*, portfolio_id: int, transaction_id: int) -> dict[str, Any]:
+    row = Transaction.objects.filter(portfolio_id=portfolio_id, pk=transaction_id).values_list(*_TRANSACTION_COLUMNS)
+    return _transaction_row(row.get())

@@ -24,8 +24,9 @@ from backend.market.models import Asset, Quote
 from backend.market.symbols import symbol_normalize
 from backend.portfolios.models import Portfolio, Position
 from backend.portfolios.payloads import portfolio_update_payload, position_update_payload
+from backend.portfolios.position_valuation import position_valuations
 from backend.portfolios.services.revaluation import Audience, RevalueResult, portfolios_revalue
-from backend.portfolios.valuation import FIGURE_FIELDS, Figures, PortfolioValuation, position_valuations
+from backend.portfolios.valuation import FIGURE_FIELDS, LEDGER_FIELDS, Figures, Ledger, PortfolioValuation
 from backend.realtime.payloads import PortfolioUpdate, PositionUpdate
 
 # The source of a quote that exists only inside a tracker's transaction.
@@ -61,16 +62,22 @@ def _revalued(portfolio_id: int) -> RevalueResult:
 
 
 def _stored_valuation(portfolio: Portfolio) -> PortfolioValuation:
-    row = Portfolio.objects.filter(pk=portfolio.pk).values_list("owner_id", "name", *FIGURE_FIELDS).get()
-    owner_id, name, *figures = row
-    positions = Position.objects.filter(portfolio_id=portfolio.pk).count()
+    row = (
+        Portfolio.objects.filter(pk=portfolio.pk)
+        .values_list("owner_id", "name", "base_currency", *LEDGER_FIELDS, *FIGURE_FIELDS)
+        .get()
+    )
+    owner_id, name, currency, *columns = row
+    positions = Position.objects.filter(portfolio_id=portfolio.pk, quantity__gt=0).count()
     return PortfolioValuation(
         portfolio_id=portfolio.pk,
         owner_id=owner_id,
         name=name,
-        figures=Figures(*figures),
+        figures=Figures(*columns[len(LEDGER_FIELDS) :]),
         positions=positions,
         unpriced=0,
+        currency=currency,
+        ledger=Ledger(*columns[: len(LEDGER_FIELDS)]),
     )
 
 

@@ -1,18 +1,30 @@
-"""Changes a user makes to their portfolios and positions. Every position change asks for a
-revaluation of the portfolio (`portfolio_changed`; a task after commit), so the stored
-figures and subscribers follow."""
+"""Changes a user makes to their portfolios, and the old position shortcuts, which write the
+ledger (docs/protocol.md, "Transactions"): adding a position records a buy at its average
+cost (fee 0), changing one replaces its symbol's transactions with one such buy, removing
+one deletes them. Every change asks for a revaluation of the portfolio (`portfolio_changed`;
+a task after commit), so the stored figures and subscribers follow."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from decimal import Decimal
 
 from django.contrib.auth.models import User
 from django.db import IntegrityError, transaction
+from django.db.models import Min
 
-from backend.market.services.tracking import asset_track
 from backend.market.symbols import symbol_normalize
-from backend.portfolios.models import Portfolio, Position
-from backend.portfolios.signals import portfolio_changed
+from backend.portfolios.models import Portfolio, Position, Transaction
+
+from .ledger import ledger_totals_store, position_adopt, position_derive
+from .transactions import (
+    TransactionInput,
+    assets_prepare,
+    changed,
+    fx_resolve,
+    portfolio_locked,
+    transaction_record,
+)
 
 
 class PortfolioNameTaken(ValueError):
@@ -21,11 +33,6 @@ class PortfolioNameTaken(ValueError):
 
 class PositionExists(ValueError):
     pass
-
-
-def _revalue_after_commit(portfolio_id: int) -> None:
-    # The receiver (tasks/portfolios.py) enqueues the revaluation once this commits.
-    portfolio_changed.send(sender=Portfolio, portfolio_id=portfolio_id)
 
 
 def portfolio_create(*, owner: User, name: str) -> Portfolio:
@@ -54,16 +61,18 @@ def portfolio_delete(*, portfolio: Portfolio) -> None:
     portfolio.delete()
 
 
-@transaction.atomic
 def position_add(*, portfolio: Portfolio, symbol: str, quantity: Decimal, average_cost: Decimal) -> Position:
-    """Hold a new symbol. A well-formed symbol never seen before becomes tracked (and is
-    fetched at once); raises InvalidSymbol or PositionExists."""
-    asset = asset_track(symbol=symbol)
-    if Position.objects.filter(portfolio=portfolio, asset=asset).exists():
-        raise PositionExists(f"{asset.symbol} is already in this portfolio: change that position instead")
-    position = Position.objects.create(portfolio=portfolio, asset=asset, quantity=quantity, average_cost=average_cost)
-    _revalue_after_commit(portfolio.pk)
-    return position
+    """Hold a new symbol: a buy at `average_cost`, fee 0, at the latest rate. A well-formed
+    symbol never seen before becomes tracked (and is fetched at once); raises InvalidSymbol,
+    PositionExists or FxUnavailable."""
+    symbol = symbol_normalize(symbol)
+    if Position.objects.filter(portfolio=portfolio, asset__symbol=symbol).exists():
+        raise PositionExists(f"{symbol} is already in this portfolio: change that position instead")
+    transaction_record(
+        portfolio=portfolio,
+        data=TransactionInput(type="buy", symbol=symbol, quantity=quantity, price=average_cost, fee=Decimal(0)),
+    )
+    return Position.objects.select_related("asset").get(portfolio=portfolio, asset__symbol=symbol)
 
 
 def position_get(*, portfolio: Portfolio, symbol: str) -> Position:
@@ -71,21 +80,42 @@ def position_get(*, portfolio: Portfolio, symbol: str) -> Position:
     return Position.objects.select_related("asset").get(portfolio=portfolio, asset__symbol=symbol_normalize(symbol))
 
 
-@transaction.atomic
 def position_change(
     *, position: Position, quantity: Decimal | None = None, average_cost: Decimal | None = None
 ) -> Position:
-    if quantity is not None:
-        position.quantity = quantity
-    if average_cost is not None:
-        position.average_cost = average_cost
-    position.save(update_fields=["quantity", "average_cost", "updated_at"])
-    _revalue_after_commit(position.portfolio_id)
-    return position
+    """Replace the symbol's transactions with one buy of `quantity` at `average_cost` (each
+    the position's own when not given), dated at the first of them, fee 0, at the latest
+    rate. Raises FxUnavailable."""
+    asset = position.asset
+    assets_prepare(portfolio=position.portfolio, symbols=[asset.symbol])
+    with portfolio_locked(position.portfolio) as locked:
+        now = datetime.now(UTC)
+        position_adopt(portfolio=locked, asset_id=asset.pk, now=now)
+        current = Position.objects.get(pk=position.pk)
+        ledger = Transaction.objects.filter(portfolio=locked, asset=asset)
+        first = ledger.aggregate(first=Min("executed_at"))["first"] or now
+        ledger.delete()
+        Transaction.objects.create(
+            portfolio=locked,
+            asset=asset,
+            type=Transaction.Type.BUY,
+            quantity=quantity if quantity is not None else current.quantity,
+            price=average_cost if average_cost is not None else current.average_cost,
+            fee=Decimal(0),
+            currency=asset.currency,
+            fx_rate=fx_resolve(None, currency=asset.currency, base=locked.base_currency),
+            executed_at=first,
+        )
+        position_derive(portfolio=locked, asset_id=asset.pk)
+        ledger_totals_store(portfolio=locked)
+        changed(locked.pk)
+    return Position.objects.select_related("asset").get(pk=position.pk)
 
 
-@transaction.atomic
 def position_remove(*, position: Position) -> None:
-    portfolio_id = position.portfolio_id
-    position.delete()
-    _revalue_after_commit(portfolio_id)
+    """Delete the symbol's transactions, and with them the position."""
+    with portfolio_locked(position.portfolio) as locked:
+        Transaction.objects.filter(portfolio=locked, asset_id=position.asset_id).delete()
+        position_derive(portfolio=locked, asset_id=position.asset_id)
+        ledger_totals_store(portfolio=locked)
+        changed(locked.pk)

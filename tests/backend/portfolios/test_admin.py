@@ -45,3 +45,44 @@ def test_the_list_shows_figures_in_cents(admin_client_, three_portfolios):
     page = admin_client_.get("/admin/portfolios/portfolio/").content.decode()
     assert "919,311,716.39" in page
     assert "53.14 %" in page
+
+
+def test_transactions_added_in_the_admin_go_through_the_ledger(admin_client_, ann, market):
+    from backend.market.models import Asset
+    from backend.portfolios.models import Portfolio, Position, Transaction
+
+    portfolio = Portfolio.objects.create(owner=ann, name="Admin's")
+    page = admin_client_.get(f"/admin/portfolios/portfolio/{portfolio.pk}/change/")
+    assert page.status_code == 200
+    assert "Transactions" in page.content.decode()
+    form = {
+        "owner": ann.pk,
+        "name": "Admin's",
+        "base_currency": "USD",
+        "transactions-TOTAL_FORMS": 1,
+        "transactions-INITIAL_FORMS": 0,
+        "transactions-MIN_NUM_FORMS": 0,
+        "transactions-MAX_NUM_FORMS": 1000,
+        "transactions-0-type": "buy",
+        "transactions-0-asset": Asset.objects.get(symbol="AAPL").pk,
+        "transactions-0-quantity": "2",
+        "transactions-0-price": "150",
+        "transactions-0-fee": "1",
+        "transactions-0-ratio": "",
+        "transactions-0-currency": "",
+        "transactions-0-fx_rate": "",
+        "transactions-0-executed_at_0": "2026-03-02",
+        "transactions-0-executed_at_1": "15:00:00",
+        "positions-TOTAL_FORMS": 0,
+        "positions-INITIAL_FORMS": 0,
+        "positions-MIN_NUM_FORMS": 0,
+        "positions-MAX_NUM_FORMS": 1000,
+    }
+    response = admin_client_.post(f"/admin/portfolios/portfolio/{portfolio.pk}/change/", form)
+    assert response.status_code == 302, response.content.decode()[:3000]
+    (row,) = Transaction.objects.filter(portfolio=portfolio)
+    assert (row.currency, row.fx_rate) == ("USD", 1)  # the asset's currency, the latest rate
+    position = Position.objects.get(portfolio=portfolio)
+    assert (position.quantity, position.cost_basis) == (2, 301)
+    assert admin_client_.get("/admin/portfolios/position/add/").status_code == 403  # derived: read-only
+    assert admin_client_.get(f"/admin/portfolios/portfolio/{portfolio.pk}/change/").status_code == 200

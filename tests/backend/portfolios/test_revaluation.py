@@ -103,6 +103,9 @@ def test_only_portfolios_holding_changed_symbols_are_revalued(three_portfolios):
         "total_return": -595.0,  # 8405 - 9000
         "total_return_percent": -6.61,  # -595 / 9000 * 100 = -6.6111...
         "significant_change": True,
+        "currency": "USD",
+        "fx_rate": 1.0,
+        "cost_basis": 9000.0,
     }
 
 

@@ -1,11 +1,14 @@
 """The PostgreSQL pass (one statement) and the ORM pass (SQLite's) are interchangeable: run on
 the same portfolios in the same state, they store the same figures to the last digit, record
-the same prices, mark the same positions, snapshot the same rows and build the same events."""
+the same prices, mark the same positions, snapshot the same rows and build the same events;
+with positions in other currencies (pairs, a minor unit, a pair with no rate) and ledger
+figures (realized gains, dividends, fees, a position sold to zero)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
+from decimal import Decimal
 from typing import Any
 
 import pytest
@@ -14,6 +17,12 @@ from django.db import connection, transaction
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuedPrice
 from backend.portfolios.services import revaluation
 from backend.portfolios.services.revaluation import Audience, RevalueResult, orm_pass, sql_pass
+from backend.portfolios.services.transactions import (
+    transaction_buy,
+    transaction_dividend,
+    transaction_fee,
+    transaction_sell,
+)
 from backend.portfolios.valuation import FIGURE_FIELDS
 
 from .conftest import hold, quote_set
@@ -43,7 +52,41 @@ def portfolios(three_portfolios, ann, bob) -> list[Portfolio]:
     pending = Portfolio.objects.create(owner=ann, name="Pending")
     hold(pending, "NEWCO", "3", "5")
     empty = Portfolio.objects.create(owner=bob, name="Empty")
-    return [*three_portfolios.values(), gift, thirds, dust, pending, empty]
+    return [*three_portfolios.values(), gift, thirds, dust, pending, empty, *currencies(ann, bob)]
+
+
+def currencies(ann, bob) -> list[Portfolio]:
+    """World (USD): euros, pence, yen without a rate, a sale, a dividend, a fee, a position
+    sold to zero. Pounds (GBP): pence without a pair (x 0.01) and euros through EURGBP=X."""
+    d = Decimal
+    quote_set("SAP.DE", "160.123456", "158.500000")
+    quote_set("EURUSD=X", "1.087654", "1.081234")
+    quote_set("VOD.L", "72.345678", "71.990000")
+    quote_set("GBPUSD=X", "1.254321", "1.261234")
+    quote_set("EURGBP=X", "0.856789")  # no previous close: no change today
+    quote_set("7203.T", "2500.000000", "2490.000000")  # JPYUSD=X has no quote: no rate
+    world = Portfolio.objects.create(owner=ann, name="World")
+    transaction_buy(
+        portfolio=world,
+        symbol="SAP.DE",
+        quantity=d("3.3333333333"),
+        price=d("150.123456"),
+        fee=d("1.5"),
+        fx_rate=d("1.0712345678"),
+    )
+    transaction_sell(
+        portfolio=world, symbol="SAP.DE", quantity=d(1), price=d(155), fee=d("0.5"), fx_rate=d("1.0823456789")
+    )
+    transaction_buy(portfolio=world, symbol="VOD.L", quantity=d("1234.5"), price=d("70.5"), fx_rate=d("0.012654321"))
+    transaction_dividend(portfolio=world, symbol="VOD.L", amount=d("123.45"), fx_rate=d("0.0125"))
+    transaction_fee(portfolio=world, amount=d("9.99"))
+    transaction_buy(portfolio=world, symbol="7203.T", quantity=d(100), price=d(2400), fx_rate=d("0.0067"))
+    transaction_buy(portfolio=world, symbol="KO", quantity=d(1), price=d(50))
+    transaction_sell(portfolio=world, symbol="KO", quantity=d(1), price=d(61))  # closed: realized 11
+    pounds = Portfolio.objects.create(owner=bob, name="Pounds", base_currency="GBP")
+    transaction_buy(portfolio=pounds, symbol="VOD.L", quantity=d(100), price=d(70))
+    transaction_buy(portfolio=pounds, symbol="SAP.DE", quantity=d(2), price=d(150))
+    return [world, pounds]
 
 
 def stored() -> dict[str, Any]:
@@ -100,7 +143,10 @@ def test_the_sql_and_orm_passes_store_identical_figures_and_build_identical_even
     # The first revaluation: nothing stored before, no previous prices.
     sql, orm = both_passes(monkeypatch, by_ids(T0))
     assert sql == orm
-    assert orm["counts"] == (8, 8, 8)  # Empty's zeros are stored too (its figures were NULL)
+    assert orm["counts"] == (10, 10, 10)  # Empty's zeros are stored too (its figures were NULL)
+    world = next(r for r in orm["revalued"] if r.valuation.name == "World")
+    assert (world.valuation.unpriced, world.valuation.positions) == (1, 3)  # yen: no rate; KO: closed
+    assert world.valuation.ledger.fees == Decimal("9.99")
 
     # Every price moves (a full refresh: the shares are id spans), MSFT and BTC by more than
     # 1 %, DUST too little to move Dust's figures at 10 places; NVDA gets a previous close;
@@ -124,6 +170,18 @@ def test_the_sql_and_orm_passes_store_identical_figures_and_build_identical_even
     assert [row for row in orm["snapshots"] if row[0] == dust.valuation.portfolio_id and row[1] != T0] == []
     assert [p.symbol for p in dust.positions] == ["DUST"]
     assert {e["type"] for e in orm["events"]} == {"portfolio_update", "position_update"}
+
+    # Only a pair moves: the portfolios it converts (World's SAP.DE), no other.
+    quote_set("EURUSD=X", "1.099999", "1.081234")
+    sql, orm = both_passes(
+        monkeypatch,
+        lambda: revaluation.portfolios_revalue_for_symbols(
+            symbols=["EURUSD=X"], now=T0 + timedelta(seconds=45), audience=Audience.EVERYONE
+        ),
+    )
+    assert sql == orm
+    assert [r.valuation.name for r in orm["revalued"]] == ["World"]
+    assert [p.symbol for p in orm["revalued"][0].positions] == ["SAP.DE"]
 
     # The same prices again: neither stores nor tells anything.
     sql, orm = both_passes(monkeypatch, by_ids(T0 + timedelta(minutes=1)))

@@ -8,12 +8,8 @@ import pytest
 from django.db import connection
 
 from backend.portfolios.models import Portfolio, Position
-from backend.portfolios.valuation import (
-    figures_derive,
-    portfolio_sums,
-    portfolio_valuations,
-    position_valuations,
-)
+from backend.portfolios.position_valuation import position_valuations
+from backend.portfolios.valuation import figures_derive, portfolio_sums, portfolio_valuations
 
 from .conftest import hold, previously_valued_at
 

@@ -24,8 +24,9 @@ from typing import Protocol
 
 from django.conf import settings
 from django.db import DatabaseError, OperationalError, connection, transaction
-from django.db.models import Exists, OuterRef
+from django.db.models import Exists, OuterRef, Q
 
+from backend.market.currency import currencies_of_major, pair_parse
 from backend.market.models import Asset
 from backend.portfolios.models import Portfolio, Position, ValuationEpoch, ValuedPrice
 
@@ -128,8 +129,14 @@ def portfolios_revalue(
 
 
 def portfolios_holding(*, symbols: Collection[str]) -> list[int]:
+    """The portfolios holding any of these symbols, or converting through any of them (a pair
+    `EURUSD=X`: USD portfolios holding EUR assets)."""
+    holders = Q(asset__symbol__in=list(symbols))
+    for symbol in symbols:
+        if (pair := pair_parse(symbol)) is not None:
+            holders |= Q(asset__currency__in=currencies_of_major(pair[0]), portfolio__base_currency=pair[1])
     return list(
-        Position.objects.filter(asset__symbol__in=list(symbols))
+        Position.objects.filter(holders, quantity__gt=0)
         .order_by("portfolio_id")
         .values_list("portfolio_id", flat=True)
         .distinct()
@@ -148,9 +155,10 @@ def portfolios_revalue_for_symbols(
     *, symbols: Collection[str], now: datetime | None = None, audience: Audience | None = None
 ) -> RevalueResult:
     """Revalue exactly the portfolios that hold any of these symbols (the ones a price-fetch
-    batch changed), as portfolios_revalue. On PostgreSQL, when every held asset is among them
-    (a full refresh), the run is cut into id spans, each one share of every portfolio with
-    positions in it, found by the pass's own statement; otherwise the holders are looked up."""
+    batch changed) or convert through one of them (a pair), as portfolios_revalue. On
+    PostgreSQL, when every held asset is among them (a full refresh), the run is cut into id
+    spans, each one share of every portfolio with positions in it, found by the pass's own
+    statement; otherwise the holders are looked up."""
     if not symbols:
         return RevalueResult()
     count = _connection_count()

@@ -14,18 +14,20 @@ from django.db.models import Exists, Field, OuterRef, Q
 
 from backend.market.models import Quote
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuationEpoch, ValuedPrice
+from backend.portfolios.position_valuation import PositionValuation, by_portfolio, position_valuations
+from backend.portfolios.rates import rates_latest
 from backend.portfolios.sql import AnyOf, any_of_sql
 from backend.portfolios.valuation import (
     FIGURE_FIELDS,
+    LEDGER_FIELDS,
     NO_POSITIONS,
+    OPEN,
     PRICED,
     Figures,
+    Ledger,
     PortfolioValuation,
-    PositionValuation,
-    by_portfolio,
     figures_derive,
     portfolio_sums,
-    position_valuations,
 )
 
 from ..bulk import rows_update
@@ -46,7 +48,7 @@ def _members(share: Share) -> Q:
 
 
 def _moved_positions(portfolio_ids: Sequence[int]) -> dict[int, list[PositionValuation]]:
-    """The positions priced at something other than their previous revaluation's price."""
+    """The open positions priced at a price or rate other than their previous revaluation's."""
     if not portfolio_ids:
         return {}
     positions = Position.objects.filter(AnyOf("portfolio_id", portfolio_ids))
@@ -81,6 +83,19 @@ def _epoch_record(*, now: datetime) -> int:
     return int(epoch.pk)
 
 
+def _fresh_mark(portfolio_ids: Sequence[int]) -> None:
+    """Mark the open positions never valued that now have a price and a rate."""
+    candidates = list(
+        Position.objects.filter(AnyOf("portfolio_id", portfolio_ids), valued=False)
+        .filter(OPEN & PRICED)
+        .values_list("pk", "asset__currency", "portfolio__base_currency")
+    )
+    rates = rates_latest((currency, base) for _, currency, base in candidates)
+    fresh = [pk for pk, currency, base in candidates if rates[(currency, base)] is not None]
+    if fresh:
+        Position.objects.filter(AnyOf("pk", fresh)).update(valued=True)
+
+
 def share_revalue(share: Share, *, now: datetime, audience: Audience) -> RevalueResult:
     """Revalue one share in the caller's transaction: lock its rows in id order, derive,
     store only what changed (or has a position priced other than at its previous
@@ -89,7 +104,7 @@ def share_revalue(share: Share, *, now: datetime, audience: Audience) -> Revalue
         Portfolio.objects.filter(_members(share))
         .order_by("pk")
         .select_for_update(of=("self",))
-        .values_list("pk", "owner_id", "name", *FIGURE_FIELDS)
+        .values_list("pk", "owner_id", "name", "base_currency", *LEDGER_FIELDS, *FIGURE_FIELDS)
     )
     ids = [head[0] for head in heads]
     sums = portfolio_sums(portfolio_ids=ids)
@@ -98,16 +113,21 @@ def share_revalue(share: Share, *, now: datetime, audience: Audience) -> Revalue
     result = RevalueResult(portfolios_revalued=len(heads))
     rows: list[tuple[int | Decimal | None, ...]] = []
     snapshot_ids: list[int] = []
-    for pk, owner_id, name, *old in heads:
+    for pk, owner_id, name, currency, *columns in heads:
+        ledger, old = Ledger(*columns[: len(LEDGER_FIELDS)]), columns[len(LEDGER_FIELDS) :]
         s = sums.get(pk, NO_POSITIONS)
-        figures = figures_derive(total_value=s.total_value, daily_change=s.daily_change, total_cost=s.total_cost)
+        figures = figures_derive(
+            total_value=s.total_value, daily_change=s.daily_change, total_cost=s.total_cost, ledger=ledger
+        )
         new = tuple(getattr(figures, f).quantize(STORED, rounding=ROUND_HALF_EVEN) for f in FIGURE_FIELDS)
         if new == tuple(old) and pk not in moved:
             continue
         rows.append((pk, *new))
         if new != tuple(old):
             snapshot_ids.append(pk)
-        valuation = PortfolioValuation(pk, owner_id, name, Figures(*new), s.positions, s.positions - s.priced)
+        valuation = PortfolioValuation(
+            pk, owner_id, name, Figures(*new), s.positions, s.positions - s.priced, currency, ledger
+        )
         result.record(valuation, moved.get(pk, []), value_changed=new[0] != old[0], audience=audience)
     if rows:
         epoch = _epoch_record(now=now)
@@ -115,7 +135,6 @@ def share_revalue(share: Share, *, now: datetime, audience: Audience) -> Revalue
             model=Portfolio, fields=FIGURE_FIELDS, rows=rows, constants={"valued_at": now, "valued_epoch": epoch}
         )
         result.snapshots_created = _snapshots_insert(portfolio_ids=snapshot_ids)
-        changed_ids = [int(cast(int, row[0])) for row in rows]
-        Position.objects.filter(AnyOf("portfolio_id", changed_ids), valued=False).filter(PRICED).update(valued=True)
+        _fresh_mark([int(cast(int, row[0])) for row in rows])
     result.portfolios_changed = len(rows)
     return result

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from backend.portfolios.valuation import PortfolioValuation, PositionValuation
+from backend.portfolios.position_valuation import PositionValuation
+from backend.portfolios.valuation import PortfolioValuation
 from backend.realtime.events import Event
 
 from .audience import Audience

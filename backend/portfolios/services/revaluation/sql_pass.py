@@ -9,13 +9,8 @@ from typing import NamedTuple
 
 from django.db import connection
 
-from backend.portfolios.valuation import (
-    FIGURE_FIELDS,
-    Figures,
-    PortfolioValuation,
-    PositionValuation,
-    position_valuation_derive,
-)
+from backend.portfolios.position_valuation import PositionValuation, position_valuation_derive
+from backend.portfolios.valuation import FIGURE_FIELDS, NO_LEDGER, Figures, Ledger, PortfolioValuation
 
 from .audience import Audience
 from .result import RevalueResult
@@ -37,11 +32,12 @@ class _StoredRow(NamedTuple):
     portfolio_id: int
     owner_id: int
     name: str
+    currency: str
     figures_changed: bool
     value_changed: bool
     positions: int
     priced: int
-    figures: list[Decimal] | None
+    figures: list[Decimal] | None  # the six figures, then the three ledger ones
 
 
 def aggregation_memory_raise(*, share_size: int) -> None:
@@ -70,12 +66,12 @@ def share_revalue(share: Share, *, now: datetime, audience: Audience) -> Revalue
         *rows, (_, _, revalued, *_, changed, snapshots, _) = cursor.fetchall()
     moved: dict[int, list[PositionValuation]] = {}
     stored: list[_StoredRow] = []
-    # 'm' rows carry a position's id and symbol in the owner and name columns.
-    for kind, portfolio_id, key, name, *rest in rows:
+    # 'm' rows carry a position's id, symbol and currency in the owner, name and currency columns.
+    for kind, portfolio_id, key, name, currency, *rest in rows:
         if kind != "m":
-            stored.append(_StoredRow(portfolio_id, key, name, *rest))
+            stored.append(_StoredRow(portfolio_id, key, name, currency, *rest))
             continue
-        quantity, average_cost, last, price, previous = rest[-1]
+        quantity, average_cost, cost, realized, dividends, last, price, previous, fx, fx_previous, last_fx = rest[-1]
         moved.setdefault(portfolio_id, []).append(
             position_valuation_derive(
                 position_id=key,
@@ -83,9 +79,16 @@ def share_revalue(share: Share, *, now: datetime, audience: Audience) -> Revalue
                 symbol=name,
                 quantity=quantity,
                 average_cost=average_cost,
+                cost=cost,
                 last_valued_price=last,
                 price=price,
                 previous_close=previous,
+                currency=currency,
+                fx=fx,
+                fx_previous=fx_previous,
+                last_fx=last_fx,
+                realized_gain=realized,
+                dividends=dividends,
             )
         )
     result = RevalueResult(portfolios_revalued=revalued, portfolios_changed=changed, snapshots_created=snapshots)
@@ -94,9 +97,11 @@ def share_revalue(share: Share, *, now: datetime, audience: Audience) -> Revalue
             portfolio_id=row.portfolio_id,
             owner_id=row.owner_id,
             name=row.name,
-            figures=Figures(*row.figures) if row.figures is not None else _UNSENT,
+            figures=Figures(*row.figures[: len(FIGURE_FIELDS)]) if row.figures is not None else _UNSENT,
             positions=row.positions,
             unpriced=row.positions - row.priced,
+            currency=row.currency,
+            ledger=Ledger(*row.figures[len(FIGURE_FIELDS) :]) if row.figures is not None else NO_LEDGER,
         )
         result.record(valuation, moved.get(row.portfolio_id, []), value_changed=row.value_changed, audience=audience)
     return result
