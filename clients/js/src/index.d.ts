@@ -1,0 +1,2 @@
+export * from "./tickerflow-client.js";
+export { default } from "./tickerflow-client.js";
