@@ -27,9 +27,17 @@ lint: $(INSTALLED)
 
 test: lint
 	$(VENV)/bin/pytest $(PYTEST_ARGS)
+	$(MAKE) test-js
+
+# The JavaScript client package (clients/js): its pinned dev dependencies, then node --test
+# (React Testing Library on jsdom) and tsc --noEmit on its examples. Needs Node 20+ and npm.
+.PHONY: test-js
+test-js:
+	cd clients/js && npm ci --no-audit --no-fund --loglevel=error && npm test
 
 bench: $(INSTALLED)
 	$(PY) -m bench $(BENCH_ARGS)
 
 clean:
 	rm -rf var staticfiles .mypy_cache .ruff_cache .pytest_cache
+	rm -rf clients/js/node_modules

@@ -1,5 +1,6 @@
-"""`make run`: the whole stack on one machine (web, worker, beat, Flower) through honcho,
-with the embedded Redis when REDIS_URL is unset and SQLite when DATABASE_URL is unset."""
+"""`make run`: the whole stack on one machine (web, worker, beat, Flower, and the stream
+process when MARKET_STREAM_SOURCE is set) through honcho, with the embedded Redis when
+REDIS_URL is unset and SQLite when DATABASE_URL is unset."""
 
 from __future__ import annotations
 
@@ -17,12 +18,16 @@ RESPAWNED = {"worker", "beat"}
 ENV_WORD = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*=")
 
 
-def procfile_for_run(procfile: str) -> str:
-    """The Procfile's process lines minus `release`, with worker and beat kept alive."""
+def procfile_for_run(procfile: str, *, stream: bool | None = None) -> str:
+    """The Procfile's process lines minus `release`, with worker and beat kept alive, and
+    `stream` only when streaming is on (`stream`, else MARKET_STREAM_SOURCE is set)."""
+    if stream is None:
+        stream = bool(os.environ.get("MARKET_STREAM_SOURCE"))
+    skipped = {"release", ""} if stream else {"release", "", "stream"}
     lines = []
     for line in procfile.splitlines():
         name, sep, command = line.partition(":")
-        if not sep or name.strip() in {"release", ""} or line.lstrip().startswith("#"):
+        if not sep or name.strip() in skipped or line.lstrip().startswith("#"):
             continue
         name, command = name.strip(), command.strip()
         if name in RESPAWNED:

@@ -18,15 +18,18 @@ import asyncio
 import contextlib
 import logging
 import time
+import uuid
 import weakref
 from collections.abc import Hashable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from channels.db import database_sync_to_async
 from channels.layers import get_channel_layer
 from django.conf import settings
 
+from backend.ops.logging import connection_id_var
 from backend.realtime.groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP, RESYNC_MESSAGE_TYPE
+from backend.realtime.registry import ConnectionInfo
 from config.gc_policy import gc_collect_if_quiet, gc_tune_process
 
 from .auth import credentials_check_many
@@ -37,6 +40,67 @@ if TYPE_CHECKING:
     from .realtime import RealtimeConsumer
 
 logger = logging.getLogger(__name__)
+
+
+class Member:
+    """What the hub needs of every connection it counts, mixed into each WebSocket consumer
+    that lives under the hub's limits (/ws/realtime/, /ws/stock_predictions/): the per-user
+    connection limit across processes (registry), the idle close (4408) and the credential
+    re-check (4401/4403) in `Hub._sweep_once`. A consumer calls `member_start` first thing in
+    `connect`, sets `user_id` once admitted, and implements `close_soon`."""
+
+    scope: dict[str, Any]
+    connection_id: str
+    hub: Hub | None
+    user_id: int
+    hub_groups: set[str]
+    assets: set[str]
+    portfolios: set[int]
+    closing: bool
+    last_client_message: float
+    next_auth_check: float
+    connected_at: float
+
+    def member_start(self) -> None:
+        self.connection_id = str(uuid.uuid4())
+        # Every log record of this connection's task carries its id (backend.ops.logging).
+        connection_id_var.set(self.connection_id)
+        self.hub = None
+        self.hub_groups = set()
+        self.assets = set()
+        self.portfolios = set()
+        self.closing = False
+        now = time.monotonic()
+        self.connected_at = time.time()
+        self.last_client_message = now
+        self.next_auth_check = now + settings.WEBSOCKET_AUTH_RECHECK_SECONDS
+
+    def close_soon(self, code: int) -> None:
+        """Close from the hub (idle, credentials gone): stop deliveries now, close soon."""
+        raise NotImplementedError
+
+    # --- registry view ----------------------------------------------------------------
+    def info(self) -> ConnectionInfo:
+        user = self.scope["user"]
+        return {
+            "connection_id": self.connection_id,
+            "node": self.hub.node if self.hub else "",
+            "user_id": int(user.pk),
+            "username": str(user.get_username()),
+            "auth": str(self.scope.get("auth_method") or ""),
+            "connected_at": self.connected_at,
+            "assets": sorted(self.assets),
+            "portfolios": sorted(self.portfolios),
+        }
+
+    def credentials(self) -> tuple[int, str, str | None, str | None]:
+        session = self.scope.get("session")
+        return (
+            self.user_id,
+            str(self.scope.get("auth_method") or ""),
+            self.scope.get("auth_token"),
+            getattr(session, "session_key", None),
+        )
 
 
 @database_sync_to_async
@@ -65,7 +129,7 @@ class Hub:
     def __init__(self) -> None:
         self.node = new_node_id()
         self.registry = NodeRegistry(self.node)
-        self.connections: set[RealtimeConsumer] = set()
+        self.connections: set[Member] = set()
         self.groups: dict[str, set[RealtimeConsumer]] = {}
         self.layer: Any = None
         self.channel: str | None = None
@@ -85,22 +149,22 @@ class Hub:
         return hub
 
     # --- connections ------------------------------------------------------------------
-    async def register(self, consumer: RealtimeConsumer) -> bool:
+    async def register(self, consumer: Member) -> bool:
         """Start the hub if needed, then admit the connection under the per-user limit
-        counted over every live process. False: over the limit."""
+        counted over every live process (the connections of every endpoint together). False:
+        over the limit. A consumer receiving pushes then joins its groups (`join`)."""
         await self._ensure_started()
         admitted = await self.registry.admit(consumer.info(), settings.WEBSOCKET_MAX_CONNECTIONS_PER_USER)
         if admitted:
             self.connections.add(consumer)
-            self.join(consumer.user_group, consumer)
         return admitted
 
-    async def unregister(self, consumer: RealtimeConsumer) -> None:
+    async def unregister(self, consumer: Member) -> None:
         if consumer not in self.connections:
             return
         self.connections.discard(consumer)
         for group in list(consumer.hub_groups):
-            self.leave(group, consumer)
+            self.leave(group, cast("RealtimeConsumer", consumer))  # only a RealtimeConsumer joins groups
         try:
             await self.registry.release(consumer.info())
         except Exception:
@@ -267,7 +331,7 @@ class Hub:
                 logger.warning("push hub: sweep failed", exc_info=True)
 
     async def _sweep_once(self, now: float, idle_limit: float, recheck: float) -> None:
-        due: list[RealtimeConsumer] = []
+        due: list[Member] = []
         for consumer in list(self.connections):
             if consumer.closing:
                 continue

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -22,14 +21,12 @@ from backend.core.clock import utc_now_iso
 from backend.market.models import Asset
 from backend.market.selectors import quote_cached
 from backend.market.services.tracking import asset_track
-from backend.ops.logging import connection_id_var
 from backend.portfolios.selectors import portfolio_snapshot
 from backend.realtime.groups import asset_group, portfolio_group, user_group
 from backend.realtime.payloads import AssetUpdate, PortfolioUpdate, to_wire
-from backend.realtime.registry import ConnectionInfo
 
 from . import schema
-from .hub import Hub
+from .hub import Hub, Member
 from .outbox import Outbox, daphne_protocol
 from .policy import REFUSE, TOO_LARGE, TOO_MANY, RateLimiter, admission, message_too_large
 
@@ -51,22 +48,12 @@ def _portfolio_snapshot(portfolio_id: int, user_id: int) -> PortfolioUpdate | No
     return portfolio_snapshot(portfolio_id=portfolio_id, user_id=user_id)
 
 
-class RealtimeConsumer(AsyncWebsocketConsumer):
+class RealtimeConsumer(Member, AsyncWebsocketConsumer):
     # No channel per consumer: the process hub routes pushed events (consumers/hub.py).
     channel_layer_alias = None
 
-    connection_id: str
     outbox: Outbox
-    hub: Hub | None
-    user_id: int
     user_group: str
-    hub_groups: set[str]
-    assets: set[str]
-    portfolios: set[int]
-    closing: bool
-    last_client_message: float
-    next_auth_check: float
-    connected_at: float
 
     async def dispatch(self, message: dict[str, Any]) -> None:
         """As Channels' dispatch, minus its `aclose_old_connections()` thread hop per client
@@ -83,20 +70,9 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
 
     # --- lifecycle --------------------------------------------------------------------
     async def connect(self) -> None:
-        self.connection_id = str(uuid.uuid4())
-        # Every log record of this connection's task carries its id (backend.ops.logging).
-        connection_id_var.set(self.connection_id)
+        self.member_start()
         self.outbox = Outbox(self.connection_id, self._send_text, self._daphne_protocol)
-        self.hub = None
-        self.hub_groups = set()
-        self.assets = set()
-        self.portfolios = set()
-        self.closing = False
         self.limiter = RateLimiter()
-        now = time.monotonic()
-        self.connected_at = time.time()
-        self.last_client_message = now
-        self.next_auth_check = now + settings.WEBSOCKET_AUTH_RECHECK_SECONDS
         verdict = await admission(self.scope)
         if verdict == REFUSE:
             await self.close()  # before accept: the handshake is refused (HTTP 403)
@@ -113,6 +89,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
             self.hub = None
             await self._close_with(TOO_MANY)
             return
+        self.hub.join(self.user_group, self)
         hello = {"status": "connected", "connection_id": self.connection_id, "authenticated": True}
         await self.reply("connection", {**hello, "user_id": self.user_id})
 
@@ -136,29 +113,7 @@ class RealtimeConsumer(AsyncWebsocketConsumer):
         self.outbox.close()
         asyncio.get_running_loop().create_task(self.close(code=code))
 
-    # --- registry view ----------------------------------------------------------------
-    def info(self) -> ConnectionInfo:
-        user = self.scope["user"]
-        return {
-            "connection_id": self.connection_id,
-            "node": self.hub.node if self.hub else "",
-            "user_id": int(user.pk),
-            "username": str(user.get_username()),
-            "auth": str(self.scope.get("auth_method") or ""),
-            "connected_at": self.connected_at,
-            "assets": sorted(self.assets),
-            "portfolios": sorted(self.portfolios),
-        }
-
-    def credentials(self) -> tuple[int, str, str | None, str | None]:
-        session = self.scope.get("session")
-        return (
-            self.user_id,
-            str(self.scope.get("auth_method") or ""),
-            self.scope.get("auth_token"),
-            getattr(session, "session_key", None),
-        )
-
+    # --- registry view (info, credentials: hub.Member) ---------------------------------
     async def _registry_update(self) -> None:
         if self.hub is not None:
             await self.hub.registry.update(self.info())

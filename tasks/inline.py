@@ -24,6 +24,7 @@ from backend.market.services.claims import (
 from backend.market.services.refresh import BatchResult, batches_split, price_batch_fetch
 from backend.market.services.tracking import assets_ensure
 
+from .alerts import batch_alerts_check
 from .prices import stored_batch_complete
 
 
@@ -96,11 +97,15 @@ def prices_refresh_inline(
             ThreadPoolExecutor(max_workers=max(1, max_workers), thread_name_prefix="price-batch") as pool,
         ):
             results = list(pool.map(one, enumerate(batches)))
-        if publish:
-            # From this thread once the pool is done: the channel layer is not safe from
-            # several threads' event loops at once.
-            for result in results:
+        # From this thread once the pool is done: the channel layer is not safe from several
+        # threads' event loops at once.
+        for result in results:
+            if publish:
                 stored_batch_complete(result)
+            else:
+                # Nothing pushed, but every stored quote is still checked: the firings are
+                # stored and clients find them at /api/notifications/.
+                batch_alerts_check(result)
         if not batches:
             RefreshRun.objects.filter(pk=run.pk).update(finished_at=run.started_at)
         changed = sorted({s for r in results for s in r.changed})

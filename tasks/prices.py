@@ -31,6 +31,7 @@ from backend.portfolios.services.revaluation.coalesce import revaluation_request
 from backend.realtime.publish import publish_batch
 from config.celery import BEAT_SENT_AT_HEADER
 
+from .alerts import alert_emails_enqueue, batch_alerts_check
 from .portfolios import recalculate_portfolios
 
 logger = logging.getLogger(__name__)
@@ -131,8 +132,12 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
 
 def stored_batch_complete(result: BatchResult) -> None:
     """The steps after a batch's quotes are stored, whoever stored them (a fetch, a forced
-    refresh, the stream): publish its events, chain the revaluation of what changed."""
+    refresh, the stream): check its quotes against the alerts (their notifications join the
+    batch's events), publish its events, email the firings, chain the revaluation of what
+    changed."""
+    fired = batch_alerts_check(result)
     batch_publish(result)
+    alert_emails_enqueue(fired)
     revaluation_chain(result.changed)
 
 

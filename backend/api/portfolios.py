@@ -1,4 +1,6 @@
 """Portfolio REST API (docs/protocol.md, "REST"): thin views over the portfolio services and selectors.
+The position endpoints are shortcuts that write the ledger (backend/api/transactions.py has
+the transactions themselves).
 
 Owner only: another user's portfolio is a 404 on every verb, the same answer as a missing
 one. Figures are valued live and rounded to cents only here, at the edge (`to_wire`).
@@ -30,6 +32,7 @@ from backend.portfolios.services.portfolios import (
     position_get,
     position_remove,
 )
+from backend.portfolios.services.transactions import FxUnavailable
 from backend.realtime.payloads import to_wire
 
 ZERO = Decimal(0)
@@ -77,6 +80,10 @@ def _owned(request: Request, portfolio_id: int) -> Portfolio:
         return Portfolio.objects.get(pk=portfolio_id, owner=_user(request))
     except Portfolio.DoesNotExist as exc:
         raise Http404("no such portfolio") from exc
+
+
+def _fx_unavailable(exc: FxUnavailable) -> Response:
+    return Response({"error": FxUnavailable.code, "message": str(exc)}, status=status.HTTP_400_BAD_REQUEST)
 
 
 def _portfolio_body(request: Request, portfolio_id: int) -> Any:
@@ -137,6 +144,8 @@ class PositionListView(APIView):
             )
         except PositionExists as exc:
             return Response({"symbol": [str(exc)]}, status=status.HTTP_400_BAD_REQUEST)
+        except FxUnavailable as exc:
+            return _fx_unavailable(exc)
         return Response(_position_body(request, position), status=status.HTTP_201_CREATED)
 
 
@@ -152,7 +161,10 @@ class PositionDetailView(APIView):
         position = self._position(request, portfolio_id, symbol)
         serializer = PositionChangeSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
-        position = position_change(position=position, **serializer.validated_data)
+        try:
+            position = position_change(position=position, **serializer.validated_data)
+        except FxUnavailable as exc:
+            return _fx_unavailable(exc)
         return Response(_position_body(request, position))
 
     def delete(self, request: Request, portfolio_id: int, symbol: str) -> Response:

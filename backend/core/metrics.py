@@ -30,6 +30,14 @@ COUNTER_HELP = {
     "publish_deferred": "Events kept for later because Redis did not answer",
     "publish_recovered": "Kept events published once Redis answered again",
     "publish_resyncs": "Times hubs were told to resync their clients (kept events overflowed)",
+    "alerts_fired": "Price alert firings stored (each alert and quote once)",
+    "alert_check_errors": "Stored batches whose alert check failed (logged; the prices were still published)",
+    "alert_emails_sent": "Alert firings emailed (ALERTS_EMAIL)",
+    "alert_emails_failed": "Alert firing emails the email backend failed to send (retried by the task)",
+    "stream_trades": "Trades received from the streaming source for followed symbols",
+    "stream_flushes": "Conflated trade windows the stream process stored (one batch each)",
+    "stream_reconnects": "Times the stream process lost its source's socket and connected again",
+    "stream_bad_frames": "Frames or trade entries from the streaming source logged and skipped",
 }
 
 

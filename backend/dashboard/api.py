@@ -17,6 +17,7 @@ from backend.market.symbols import InvalidSymbol, symbol_normalize
 from backend.realtime.payloads import to_wire
 
 from . import status_parts
+from .ledger_parts import RECENT_DEFAULT, RECENT_MAX, ledger_recent
 from .selectors import (
     portfolio_value_series,
     price_history,
@@ -120,9 +121,22 @@ def portfolio_values(request: Request, portfolio_id: int) -> Response:
 
 
 @api_view(["GET"])
+def portfolio_transactions(request: Request, portfolio_id: int) -> Response:
+    """The ledger panel's page: the latest transactions, newest first, and the ledger's size."""
+    raw = request.query_params.get("limit", str(RECENT_DEFAULT))
+    if not raw.isdigit() or not 1 <= int(raw) <= RECENT_MAX:
+        return _error("invalid_limit", f"limit must be a whole number from 1 to {RECENT_MAX}", 400)
+    page = ledger_recent(portfolio_id=portfolio_id, user_id=_user_id(request.user), limit=int(raw))
+    if page is None:
+        return _error("not_found", "no such portfolio", 404)
+    return Response(page)
+
+
+@api_view(["GET"])
 @permission_classes([IsAdminUser])
 def status_data(request: Request) -> Response:
     overview = status_overview()
     overview["connections"] = status_parts.connection_stats()
     overview["source_health"] = status_parts.source_health()
+    overview["alerts"] = status_parts.alert_stats()
     return Response(overview)

@@ -9,6 +9,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.market.services.manager import data_sources_health
+from backend.ops.status import alerts_status
 from backend.realtime.registry import ConnectionManager
 
 logger = logging.getLogger(__name__)
@@ -42,3 +43,7 @@ def connection_stats() -> dict[str, Any]:
 
 def source_health() -> dict[str, Any]:
     return _reported(_sources)
+
+
+def alert_stats() -> dict[str, Any]:
+    return _reported(alerts_status)

@@ -10,4 +10,5 @@ urlpatterns = [
     # `path` converter: symbols such as BRK/B hold a slash.
     path("dashboard/watchlist/<path:symbol>/", api.watchlist_item, name="watchlist-item"),
     path("dashboard/portfolios/<int:portfolio_id>/values/", api.portfolio_values, name="portfolio-values"),
+    path("dashboard/portfolios/<int:portfolio_id>/transactions/", api.portfolio_transactions, name="ledger-recent"),
 ]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import Any
+
 from django.conf import settings
 from django.contrib import admin, messages
 from django.db.models import QuerySet
@@ -32,7 +34,7 @@ class AssetAdmin(admin.ModelAdmin):
         "change_percent",
         "quoted_at",
     ]
-    list_filter = ["asset_type", "is_active", "tracking_status", "exchange", "currency"]
+    list_filter = ["asset_type", "is_active", "tracking_status", "exchange", "currency", "currency_locked"]
     search_fields = ["symbol", "name"]
     list_select_related = ["quote"]
     readonly_fields = ["unknown_since", "last_error", "created_at", "updated_at"]
@@ -58,10 +60,22 @@ class AssetAdmin(admin.ModelAdmin):
             messages.SUCCESS,
         )
 
-    @admin.action(description="Force price refresh")
+    # permissions=["change"] hides the action from users without the change permission; the
+    # check inside also refuses a hand-made POST, as the "Refresh all now" button does.
+    @admin.action(description="Force price refresh", permissions=["change"])
     def force_price_refresh(self, request: HttpRequest, queryset: QuerySet[Asset]) -> None:
+        if not self.has_change_permission(request):
+            messages.error(request, "You may not refresh prices.")
+            return
         symbols = list(queryset.values_list("symbol", flat=True))
         self._report(request, prices_refresh_force(symbols=symbols))
+
+    def save_model(self, request: HttpRequest, obj: Asset, form: Any, change: bool) -> None:
+        # An operator's currency stands: the source's no longer replaces it (docs/protocol.md,
+        # "Currencies"); unticking "currency locked" hands it back to the source.
+        if "currency" in form.changed_data and "currency_locked" not in form.changed_data:
+            obj.currency_locked = True
+        super().save_model(request, obj, form, change)
 
     def get_urls(self) -> list[URLPattern]:
         refresh = path(

@@ -6,8 +6,28 @@ keeps about 15 significant digits, which covers every real quote.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+from typing import Any
+
 from django.db import models
 from django.db.models import Q
+
+from .currency import DEFAULT_CURRENCY, currency_for_symbol
+
+
+def _currency_settle(asset: Asset) -> None:
+    """A new asset left at the default currency takes its exchange suffix's (`.L` GBp, ...):
+    the source's `currency` or the admin correct it later (backend/market/currency.py)."""
+    if asset._state.adding and asset.currency == DEFAULT_CURRENCY and asset.symbol:
+        asset.currency = currency_for_symbol(asset.symbol)
+
+
+class AssetManager(models.Manager["Asset"]):
+    def bulk_create(self, objs: Iterable[Asset], *args: Any, **kwargs: Any) -> list[Asset]:
+        objs = list(objs)
+        for asset in objs:
+            _currency_settle(asset)
+        return super().bulk_create(objs, *args, **kwargs)
 
 
 class Asset(models.Model):
@@ -28,7 +48,15 @@ class Asset(models.Model):
     symbol = models.CharField(max_length=20, unique=True)
     name = models.CharField(max_length=200, blank=True)
     asset_type = models.CharField(max_length=10, choices=AssetType.choices, default=AssetType.STOCK)
-    currency = models.CharField(max_length=3, default="USD")
+    # Trading currency: ISO 4217 or a minor unit (GBp, GBX, ZAc, ILA); see backend/market/currency.py.
+    currency = models.CharField(max_length=3, default=DEFAULT_CURRENCY)
+    # Set when an operator edits the currency in the admin: the source's currency no longer
+    # replaces it (backend/market/services/ingest.py); clear it to follow the source again.
+    currency_locked = models.BooleanField(
+        default=False,
+        db_default=False,  # rows inserted by SQL (the benchmarks' fills) need no value
+        help_text="Corrected by an operator: the market data source's currency does not replace it.",
+    )
     exchange = models.CharField(max_length=32, blank=True)
     is_active = models.BooleanField(default=True)
     tracking_status = models.CharField(max_length=10, choices=TrackingStatus.choices, default=TrackingStatus.PENDING)
@@ -36,6 +64,8 @@ class Asset(models.Model):
     last_error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
     updated_at = models.DateTimeField(auto_now=True)
+
+    objects = AssetManager()
 
     class Meta:
         ordering = ["symbol"]
@@ -45,6 +75,10 @@ class Asset(models.Model):
 
     def __str__(self) -> str:
         return self.symbol
+
+    def save(self, *args: Any, **kwargs: Any) -> None:
+        _currency_settle(self)
+        super().save(*args, **kwargs)
 
 
 class Quote(models.Model):

@@ -13,6 +13,7 @@ from django.utils import timezone
 from redis.exceptions import RedisError
 
 from backend.core.clock import iso_z
+from backend.market.currency import pair_symbol
 from backend.market.models import Asset, Quote
 from backend.realtime.payloads import AssetUpdate
 from backend.realtime.registry import subscribed_symbols
@@ -93,12 +94,28 @@ def quote_cached(*, symbol: str) -> AssetUpdate | None:
     return payload
 
 
+def pairs_needed() -> set[str]:
+    """The FX pairs held positions convert through: `XXXYYY=X` for each asset currency held
+    in a portfolio of another base currency (backend/market/currency.py)."""
+    held = (
+        Asset.objects.filter(positions__quantity__gt=0)
+        .values_list("currency", "positions__portfolio__base_currency")
+        .distinct()
+    )
+    return {pair for currency, base in held if (pair := pair_symbol(currency, base)) is not None}
+
+
 def tracked_symbols(*, include_unknown: bool = False) -> list[str]:
-    """What a cycle fetches: active assets held in a position plus those live clients
+    """What a cycle fetches: active assets held in a position, the FX pairs they convert
+    through (those with an asset: the ledger creates them), plus those live clients
     subscribe to. Symbols every source called unknown are left out, except once per
     PRICE_UNKNOWN_REPROBE_SECONDS (a re-probe) or when `include_unknown`."""
     subscribed = subscribed_symbols()
-    assets = Asset.objects.filter(is_active=True).filter(Q(positions__quantity__gt=0) | Q(symbol__in=subscribed))
+    # Subqueries, not joins: joined, every position times every alert of an asset is a row.
+    held = Asset.objects.filter(positions__quantity__gt=0).values("pk")
+    watched = Asset.objects.filter(alerts__active=True).values("pk")
+    wanted = Q(pk__in=held) | Q(pk__in=watched) | Q(symbol__in=subscribed) | Q(symbol__in=sorted(pairs_needed()))
+    assets = Asset.objects.filter(is_active=True).filter(wanted)
     if not include_unknown:
         recent = timezone.now() - timedelta(seconds=settings.PRICE_UNKNOWN_REPROBE_SECONDS)
         assets = assets.exclude(tracking_status=Asset.TrackingStatus.UNKNOWN, unknown_since__gt=recent)

@@ -3,6 +3,8 @@
 unhealthy (503): the database, Redis or the broker does not answer.
 degraded (200): no worker answers a ping within 2 s, beat's last cycle is overdue, or the
 newest quote is older than HEALTH_STALE_SECONDS.
+`services.stream` shows the stream process (connected, symbols followed, messages per
+second, each symbol's last trade age) without changing the status: polling covers for it.
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from backend.core.clock import iso_z
 from backend.core.redis import redis_connect
 from backend.market.models import Quote
 from backend.market.services.status import price_feed_status
+from backend.market.services.stream.state import stream_status
 
 Status = Literal["healthy", "degraded", "unhealthy"]
 
@@ -118,11 +121,14 @@ def health_report() -> tuple[Status, dict[str, Any]]:
         services["price_feed"] = {"running": False, "last_update": None}
         services["websocket_connections"] = None
         services["data_freshness"] = None
+        services["stream"] = None
     else:
         services["workers"] = workers_check()
         services["price_feed"] = dict(price_feed_status())
         services["websocket_connections"] = websocket_stats()
         services["data_freshness"] = data_freshness()
+        # Shown, not judged: while the stream is away beat's polling keeps prices fresh.
+        services["stream"] = stream_status()
         healthy = (
             services["workers"]["ok"]
             and services["price_feed"]["running"]

@@ -1,4 +1,4 @@
-"""The staff status report: recent cycles, sources, stage latencies, connections."""
+"""The staff status report: recent cycles, sources, the stream, stage latencies, connections."""
 
 from __future__ import annotations
 
@@ -6,10 +6,12 @@ from typing import Any
 
 from django.db.models import Count
 
+from backend.alerts.selectors import alert_counts
 from backend.core.clock import iso_z
 from backend.core.metrics import stage_latencies
 from backend.market.models import Asset, RefreshRun
 from backend.market.services.status import price_feed_status
+from backend.market.services.stream.state import stream_status
 from backend.ops.health import websocket_stats
 
 
@@ -37,6 +39,7 @@ def realtime_status() -> dict[str, Any]:
     )
     return {
         "price_feed": price_feed_status(),
+        "stream": stream_status(),
         "cycles": [_cycle(run) for run in RefreshRun.objects.order_by("-started_at")[:10]],
         "assets": {"by_tracking_status": tracking},
         "unknown_symbols": list(
@@ -44,7 +47,13 @@ def realtime_status() -> dict[str, Any]:
         ),
         "latency": stage_latencies(),
         "websocket_connections": websocket_stats(),
+        "alerts": alerts_status(),
     }
+
+
+def alerts_status() -> dict[str, Any]:
+    """Alerts by state, firings, and the check's latency per stored batch (stage "alerts")."""
+    return {**alert_counts(), "check_latency": stage_latencies(["alerts"])["alerts"]}
 
 
 def connections_report() -> dict[str, Any]:

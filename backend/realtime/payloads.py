@@ -4,7 +4,7 @@ edge: `to_wire` rounds half-even to cents and turns numbers into JSON numbers.""
 from __future__ import annotations
 
 from decimal import ROUND_HALF_EVEN, Decimal
-from typing import Any, TypedDict
+from typing import Any, NotRequired, TypedDict
 
 CENT = Decimal("0.01")
 
@@ -26,8 +26,8 @@ class AssetUpdate(TypedDict):
 class PositionSummary(TypedDict):
     symbol: str
     quantity: Decimal
-    current_price: Decimal | None
-    current_value: Decimal | None
+    current_price: Decimal | None  # the asset's currency
+    current_value: Decimal | None  # the portfolio's base currency, as daily_change
     daily_change: Decimal | None
 
 
@@ -43,6 +43,12 @@ class PortfolioUpdate(TypedDict):
     value_changed: bool
     valued_at: str | None
     positions_updated: list[PositionSummary]
+    # Always sent by the server (NotRequired only so that older fixtures still type-check):
+    currency: NotRequired[str]  # the base currency every figure is in
+    realized_gain: NotRequired[Decimal]
+    dividends: NotRequired[Decimal]
+    fees: NotRequired[Decimal]
+    unpriced_positions: NotRequired[int]
 
 
 class PositionUpdate(TypedDict):
@@ -55,15 +61,19 @@ class PositionUpdate(TypedDict):
     total_return: Decimal
     total_return_percent: Decimal
     significant_change: bool
+    # Always sent by the server (NotRequired only so that older fixtures still type-check):
+    currency: NotRequired[str]  # the asset's; current_price is in it, the money in the base
+    fx_rate: NotRequired[Decimal | None]  # base per unit of `currency`
+    cost_basis: NotRequired[Decimal]
 
 
 class Notification(TypedDict, total=False):
     message: str
 
 
-# Fields sent as stored (not rounded to cents): prices keep their quoted precision and
-# quantities may be fractional (docs/protocol.md, "Valuation").
-UNROUNDED = frozenset({"quantity", "price", "current_price", "high", "low", "previous_close"})
+# Fields sent as stored (not rounded to cents): prices and rates keep their quoted precision
+# and quantities may be fractional (docs/protocol.md, "Valuation").
+UNROUNDED = frozenset({"quantity", "price", "current_price", "high", "low", "previous_close", "fx_rate"})
 
 
 # Values sent as they are: not looked into (a revaluation's events hold 100,000s of them, and

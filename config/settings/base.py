@@ -5,12 +5,11 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-import environ
-
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 VAR_DIR = BASE_DIR / "var"
 
-env = environ.Env()
+from .environment import env  # noqa: E402 - the one environ.Env()
+from .log_config import logging_config  # noqa: E402
 
 SECRET_KEY: str = env("SECRET_KEY", default="")
 DEBUG: bool = env.bool("DEBUG", default=False)
@@ -35,6 +34,7 @@ INSTALLED_APPS = [
     "django_celery_beat",
     "backend.market",
     "backend.portfolios",
+    "backend.alerts",
     "backend.api",
     "backend.dashboard",
     "tasks",
@@ -324,32 +324,10 @@ LOG_LEVEL: str = env("LOG_LEVEL", default="INFO")
 LOG_FORMAT: str = env("LOG_FORMAT", default="plain")  # "json" in production
 
 
-def logging_config(log_format: str, level: str) -> dict[str, Any]:
-    return {
-        "version": 1,
-        "disable_existing_loggers": False,
-        "filters": {
-            "context": {"()": "backend.ops.logging.ContextFilter"},
-            "redact": {"()": "backend.ops.logging.RedactFilter"},
-        },
-        "formatters": {
-            "plain": {"format": "%(asctime)s %(levelname)s %(name)s [%(task_id)s %(connection_id)s] %(message)s"},
-            "json": {
-                "()": "pythonjsonlogger.json.JsonFormatter",
-                "fmt": "%(asctime)s %(levelname)s %(name)s %(message)s %(process)d "
-                "%(task_id)s %(task_name)s %(connection_id)s",
-                "rename_fields": {"asctime": "time", "levelname": "level", "name": "logger"},
-            },
-        },
-        "handlers": {
-            "console": {"class": "logging.StreamHandler", "formatter": log_format, "filters": ["context", "redact"]}
-        },
-        "root": {"handlers": ["console"], "level": level},
-        "loggers": {"django.db.backends": {"level": "INFO"}},
-    }
-
-
 LOGGING = logging_config(LOG_FORMAT, LOG_LEVEL)
 
 # seed_demo creates password logins only where this is true (dev settings).
 DEMO_LOGINS: bool = False
+
+# Streaming, alerts, email and login throttling: config/settings/features.py.
+from .features import *  # noqa: E402,F403

@@ -76,7 +76,7 @@ class WebProcess:
 def collected_static() -> None:
     # Test settings serve static files the production way (WhiteNoise from STATIC_ROOT).
     subprocess.run(
-        [sys.executable, "manage.py", "collectstatic", "--noinput", "-v", "0"],
+        [sys.executable, "manage.py", "collectstatic", "--noinput", "--clear", "-v", "0"],
         cwd=BASE_DIR,
         env={**os.environ, "DJANGO_SETTINGS_MODULE": "config.settings.test"},
         check=True,

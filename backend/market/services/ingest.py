@@ -25,6 +25,7 @@ from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.selectors import asset_update_fields, quote_cache_key
 from backend.realtime.payloads import AssetUpdate
 
+from .ingest_currency import currencies_named, currencies_write
 from .sources.base import QuoteData
 
 logger = logging.getLogger(__name__)
@@ -57,6 +58,7 @@ class StoreResult:
     # failed), or older than the quote already stored (the symbol's latest quote stands).
     missing: list[str] = field(default_factory=list)
     stale: list[str] = field(default_factory=list)
+    currencies: list[str] = field(default_factory=list)  # currency set from the source; in `changed` too
 
 
 # The stored precision of prices and percentages (DecimalField decimal_places=6). Rounded here,
@@ -84,15 +86,19 @@ def quotes_store(
     if not quotes:
         return result
     fetched_at = fetched_at or datetime.now(UTC)
-    # One query for the assets, their tracking state and their current quote (LEFT JOIN).
+    # One query for the assets, their tracking state, currency and current quote (LEFT JOIN).
+    asset_fields = ("symbol", "id", "tracking_status", "last_error", "currency", "currency_locked")
     known = Asset.objects.filter(symbol__in=[q.symbol for q in quotes]).values_list(
-        "symbol", "id", "tracking_status", "last_error", *(f"quote__{name}" for name in QuoteRow._fields[1:])
+        *asset_fields, *(f"quote__{name}" for name in QuoteRow._fields[1:])
     )
     asset_ids: dict[str, int] = {}
+    unlocked: dict[str, str] = {}  # symbol -> currency, where the source may replace it
     previous: dict[int, QuoteRow] = {}
     needs_status: set[int] = set()
-    for symbol, asset_id, status, last_error, *stored in known:
+    for symbol, asset_id, status, last_error, currency, locked, *stored in known:
         asset_ids[symbol] = asset_id
+        if not locked:
+            unlocked[symbol] = currency
         if stored[0] is not None:
             previous[asset_id] = QuoteRow(asset_id, *stored)
         if status != Asset.TrackingStatus.TRACKED or last_error:
@@ -134,6 +140,7 @@ def quotes_store(
     if result.stale:
         logger.info("%d quotes not stored, older than the stored one: %s", len(result.stale), ", ".join(result.stale))
     with transaction.atomic():
+        result.currencies = currencies_write(named=currencies_named(quotes, unlocked), asset_ids=asset_ids)
         written = _quotes_write(rows)
         if written is not None:
             _unwritten_drop(result, {asset_ids[s]: s for s in result.payloads}, written)
@@ -142,6 +149,7 @@ def quotes_store(
             Asset.objects.filter(id__in=recovered).update(
                 tracking_status=Asset.TrackingStatus.TRACKED, unknown_since=None, last_error=""
             )
+    result.changed += [s for s in result.currencies if s not in result.changed]
     quotes_cache(payloads=result.payloads)
     return result
 

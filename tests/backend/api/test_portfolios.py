@@ -109,6 +109,11 @@ def test_positions_add_change_remove_with_live_figures_and_revaluation_after_com
         "total_return": 405.0,
         "total_return_percent": 27.0,
         "priced": True,
+        "currency": "USD",
+        "fx_rate": 1.0,
+        "cost_basis": 1500.0,
+        "realized_gain": 0.0,
+        "dividends": 0.0,
     }
     assert sent == [("tasks.portfolios.revalue_portfolio", {"portfolio_id": portfolio.pk})]
     api.post(url, {"symbol": "BTC-USD", "quantity": "0.5", "average_cost": 30000}, format="json")

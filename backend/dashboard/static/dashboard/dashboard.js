@@ -1,6 +1,7 @@
 // The live dashboard: portfolio cards, positions, watchlist, connection indicator.
 import { TickerflowClient, Status, normalizeSymbol } from "./tickerflow-client.js";
 import { drawSparkline, drawValueChart } from "./charts.js";
+import { initAlerts } from "./alerts.js";
 
 const SPARK_POINTS = 60;
 const CHART_POINTS = 240;
@@ -396,7 +397,11 @@ client.onMessageType("position_update", (data) => {
   if (card) applyPosition(card, data);
   if (data.significant_change) showToast(`${data.symbol} moved: ${fmtPrice(data.current_price)}`);
 });
-client.onMessageType("notification", (data) => showToast(data.message));
+// Price alerts have their own toast and unread list (alerts.js); other notifications a toast.
+client.onMessageType("notification", (data) => {
+  if (data.kind !== "price_alert") showToast(data.message);
+});
+const alerts = initAlerts({ client, api, showToast });
 
 // What the server confirmed on this connection (tests wait on it before publishing).
 const subscribed = new Set();
@@ -425,4 +430,4 @@ client.connect();
 window.addEventListener("online", () => client.reconnectNow());
 
 // Tests and curious users can look at the live client.
-window.tickerflow = { client, subscribed };
+window.tickerflow = { client, subscribed, alerts };

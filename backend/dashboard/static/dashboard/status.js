@@ -46,6 +46,25 @@ function render(data) {
     data.connections ? kv(data.connections) : h("p", { class: "muted" }, "Connection registry not available on this build."),
   );
 
+  const alerts = data.alerts;
+  document.getElementById("alerts").replaceChildren(
+    !alerts
+      ? h("p", { class: "muted" }, "Alerts not available on this build.")
+      : alerts.error
+        ? h("p", { class: "down" }, `Alerts failed: ${alerts.error}`)
+        : kv({
+            active: alerts.active,
+            disarmed: alerts.disarmed,
+            inactive: alerts.inactive,
+            users_with_active: alerts.users_with_active,
+            firings_last_24h: alerts.firings_last_24h,
+            firings_unread: alerts.firings_unread,
+            firings_total: alerts.firings_total,
+            check_p50_ms: alerts.check_latency?.p50_ms,
+            check_p95_ms: alerts.check_latency?.p95_ms,
+          }),
+  );
+
   const health = data.source_health;
   const sources = data.sources.map((s) => {
     const live = health && (health[s.name] || health.items?.find?.((i) => i.name === s.name));

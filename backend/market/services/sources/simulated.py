@@ -15,6 +15,8 @@ from datetime import UTC, datetime
 from decimal import Decimal
 from statistics import NormalDist
 
+from backend.market.currency import pair_parse
+
 from .base import Answer, Permit, QuoteData
 
 ORIGIN = datetime(2025, 1, 1, tzinfo=UTC).timestamp()
@@ -62,8 +64,31 @@ def simulated_price(symbol: str, at: float) -> float:
     return start * math.exp((drift - sigma**2 / 2) * years + per_second_sigma * brownian(symbol, seconds))
 
 
+# FX pairs (`EURUSD=X`) start near a real rate (US dollars per unit) and move at 8 % a year.
+USD_PER_UNIT = {"USD": 1.0, "EUR": 1.08, "GBP": 1.27, "JPY": 0.0067, "CAD": 0.73, "HKD": 0.128, "CHF": 1.13}
+USD_PER_UNIT |= {"ZAR": 0.055, "ILS": 0.27, "AUD": 0.66, "CNY": 0.14, "SEK": 0.095, "INR": 0.012}
+SIX_PLACES = Decimal("0.000001")
+
+
+def simulated_rate(symbol: str, at: float) -> float | None:
+    """A pair's rate at unix time `at` (None: not a pair)."""
+    pair = pair_parse(symbol)
+    if pair is None:
+        return None
+    start = USD_PER_UNIT.get(pair[0], 1.0) / USD_PER_UNIT.get(pair[1], 1.0)
+    per_second_sigma = 0.08 / math.sqrt(SECONDS_PER_YEAR)
+    return start * math.exp(per_second_sigma * brownian(symbol, int(at - ORIGIN)))
+
+
 def _money(value: float) -> Decimal:
     return Decimal(repr(value)).quantize(FOUR_PLACES)
+
+
+def _quoted(symbol: str, at: float) -> Decimal:
+    rate = simulated_rate(symbol, at)
+    if rate is not None:
+        return Decimal(repr(rate)).quantize(SIX_PLACES)
+    return _money(simulated_price(symbol, at))
 
 
 class SimulatedSource:
@@ -75,8 +100,8 @@ class SimulatedSource:
     def quote(self, symbol: str) -> QuoteData:
         now = int(self.clock())
         day_start = now - now % 86400
-        price = _money(simulated_price(symbol, now))
-        previous_close = _money(simulated_price(symbol, day_start))
+        price = _quoted(symbol, now)
+        previous_close = _quoted(symbol, day_start)
         change = price - previous_close
         shares = int(1e8 + 9.9e9 * _uniform(symbol, "shares"))
         day_volume = 1e6 + 9e7 * _uniform(symbol, "volume", day_start)

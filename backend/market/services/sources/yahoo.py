@@ -12,10 +12,13 @@ from __future__ import annotations
 import logging
 import threading
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
 import requests
+
+from backend.market.currency import InvalidCurrency, currency_normalize
 
 from .base import (
     Answer,
@@ -44,6 +47,21 @@ class CrumbUnavailable(Exception):
     pass
 
 
+@dataclass(frozen=True)
+class YahooQuote(QuoteData):
+    """A Yahoo quote also names the asset's trading currency (`currency`: ISO 4217 or a minor
+    unit such as GBp), which the ingest may store on the asset (backend/market/currency.py)."""
+
+    currency: str | None = None
+
+
+def _currency(value: Any) -> str | None:
+    try:
+        return currency_normalize(value) if isinstance(value, str) and value else None
+    except InvalidCurrency:
+        return None
+
+
 def parse_yahoo_quote(item: dict[str, Any]) -> QuoteData:
     """One `quoteResponse.result[]` entry; InvalidQuote if its price must not be stored."""
     symbol = str(item.get("symbol") or "").upper()
@@ -51,7 +69,8 @@ def parse_yahoo_quote(item: dict[str, Any]) -> QuoteData:
     market_time = item.get("regularMarketTime")
     if isinstance(market_time, bool) or not isinstance(market_time, int | float) or market_time <= 0:
         raise InvalidQuote(f"no regularMarketTime: {market_time!r}")
-    return QuoteData(
+    return YahooQuote(
+        currency=_currency(item.get("currency")),
         symbol=symbol,
         price=price,
         source="yahoo",
