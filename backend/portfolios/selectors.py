@@ -133,6 +133,13 @@ def transactions_read(*, portfolio_id: int, symbol: str | None = None) -> list[d
     return [_transaction_row(row) for row in rows.values_list(*_TRANSACTION_COLUMNS)]
 
 
+def transactions_recent(*, portfolio_id: int, limit: int) -> tuple[int, list[dict[str, Any]]]:
+    """The ledger's size and its latest `limit` transactions, newest first (executed_at, id)."""
+    ledger = Transaction.objects.filter(portfolio_id=portfolio_id)
+    rows = ledger.order_by("-executed_at", "-pk").values_list(*_TRANSACTION_COLUMNS)[:limit]
+    return ledger.count(), [_transaction_row(row) for row in rows]
+
+
 def transaction_read(*, portfolio_id: int, transaction_id: int) -> dict[str, Any]:
     row = Transaction.objects.filter(portfolio_id=portfolio_id, pk=transaction_id).values_list(*_TRANSACTION_COLUMNS)
     return _transaction_row(row.get())
