@@ -31,6 +31,7 @@ from bench.bench_valuation import (
     ASSETS,
     PORTFOLIOS,
     POSITIONS_EACH,
+    EventsBuildTimer,
     _clients_connect,
     _clients_disconnect,
     _fill,
@@ -84,7 +85,6 @@ def revaluation_rows(node: str) -> list[Row]:
     from django.db.models import Count
 
     from backend.market.models import Asset
-    from backend.portfolios.services import revaluation
     from backend.portfolios.services.revaluation import portfolios_revalue_for_symbols
     from config.gc_policy import gc_tune_process
 
@@ -104,39 +104,25 @@ def revaluation_rows(node: str) -> list[Row]:
         cursor.execute("ANALYZE portfolios_position")
     gc_tune_process(settings.WORKER_GC_THRESHOLDS)  # as a worker process runs the task
 
-    events_seconds = 0.0
-    build = revaluation.events_build
-
-    def timed_build(*args, **kwargs):
-        nonlocal events_seconds
-        began = time.perf_counter()
-        try:
-            return build(*args, **kwargs)
-        finally:
-            events_seconds += time.perf_counter() - began
-
     times: list[float] = []
     events: list[float] = []
-    revaluation.events_build = timed_build
-    try:
+    with EventsBuildTimer() as timer:
         for _ in range(ROUNDS):
             with connection.cursor() as cursor:
                 _refresh_all_prices(cursor)
-            events_seconds = 0.0
+            timer.seconds = 0.0
             started = time.perf_counter()
             result = portfolios_revalue_for_symbols(symbols=symbols)
             elapsed = time.perf_counter() - started
-            times.append(elapsed - events_seconds)
-            events.append(events_seconds)
+            times.append(elapsed - timer.seconds)
+            events.append(timer.seconds)
         with connection.cursor() as cursor:
             cursor.execute("UPDATE market_quote q SET price = round(q.price * 1.004, 6) FROM market_asset a "
                            "WHERE a.id = q.asset_id AND a.symbol LIKE '%=X'")  # fmt: skip
-        events_seconds = 0.0
+        timer.seconds = 0.0
         started = time.perf_counter()
         fx_only = portfolios_revalue_for_symbols(symbols=list(PAIRS))
-        fx_seconds = time.perf_counter() - started - events_seconds
-    finally:
-        revaluation.events_build = build
+        fx_seconds = time.perf_counter() - started - timer.seconds
     median = statistics.median(times)
     verdict = "meets" if median <= TARGET_REVALUE_SECONDS else "misses"
     mix = ", ".join(f"{n} {c}" for c, n in sorted(counts.items()))

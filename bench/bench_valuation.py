@@ -29,6 +29,32 @@ CONNECTED_USERS_EVERY = 10  # every 10th user is connected and subscribes to all
 PLAN_PATH = Path(__file__).with_name("valuation_plan.txt")
 
 
+class EventsBuildTimer:
+    """While open, adds the seconds the revaluation spends building events to `seconds`, so a
+    round's storing can be timed apart from them."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+
+    def __enter__(self) -> EventsBuildTimer:
+        from backend.portfolios.services import revaluation
+
+        self._module, self._build = revaluation, revaluation.events_build
+
+        def timed(*args: Any, **kwargs: Any) -> Any:
+            began = time.perf_counter()
+            try:
+                return self._build(*args, **kwargs)
+            finally:
+                self.seconds += time.perf_counter() - began
+
+        revaluation.events_build = timed
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._module.events_build = self._build
+
+
 def _setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     import django
@@ -149,7 +175,6 @@ def _run(node: str) -> list[tuple[str, float, str]]:
 
     from backend.market.models import Asset
     from backend.portfolios.models import Portfolio
-    from backend.portfolios.services import revaluation
     from backend.portfolios.services.revaluation import portfolios_revalue_for_symbols
     from backend.portfolios.services.revaluation.audience import audience_live
     from backend.portfolios.services.revaluation.sql_pass import aggregation_memory_raise
@@ -195,35 +220,21 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     from config.gc_policy import gc_tune_process
 
     gc_tune_process(settings.WORKER_GC_THRESHOLDS)
-    events_seconds = 0.0
-    build = revaluation.events_build
-
-    def timed_build(*args, **kwargs):
-        nonlocal events_seconds
-        began = time.perf_counter()
-        try:
-            return build(*args, **kwargs)
-        finally:
-            events_seconds += time.perf_counter() - began
-
     # ROUNDS full refreshes, each revalued: the host's speed varies from run to run, so the
     # median and the best of them, and the last one's queries.
     stored_times: list[float] = []
     events_times: list[float] = []
-    revaluation.events_build = timed_build
-    try:
+    with EventsBuildTimer() as timer:
         for _ in range(ROUNDS):
             with connection.cursor() as cursor:
                 _refresh_all_prices(cursor)
-            events_seconds = 0.0
+            timer.seconds = 0.0
             with CaptureQueriesContext(connection) as captured:
                 started = time.perf_counter()
                 result = portfolios_revalue_for_symbols(symbols=symbols)
                 elapsed = time.perf_counter() - started
-            stored_times.append(elapsed - events_seconds)
-            events_times.append(events_seconds)
-    finally:
-        revaluation.events_build = build
+            stored_times.append(elapsed - timer.seconds)
+            events_times.append(timer.seconds)
     stored = statistics.median(stored_times)
     verdict = "meets" if stored <= TARGET_SECONDS else "misses"
     rows.append(
