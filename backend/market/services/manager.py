@@ -161,9 +161,10 @@ class DataSourceManager:
             counter_add("source_errors", errors, source=name)
         # The breaker measures the source: any answer from it (a quote, an unknown symbol,
         # data rejected for one symbol) is a success; only a call where it failed outright
-        # for every symbol (connection error, timeout, 5xx, a body not in its format) counts.
+        # for every symbol (connection error, timeout, 5xx, a body not in its format, its own
+        # rate limit) counts. Our budget refusing a request says nothing about the source.
         useful = any(isinstance(a, QuoteData) or a.kind in SOURCE_ANSWERED for a in values)
-        outage = bool(values) and all(isinstance(a, Failure) and a.kind is FailureKind.TRANSIENT for a in values)
+        outage = bool(values) and all(isinstance(a, Failure) and a.source_failed for a in values)
         now = time.time()
         if useful:
             managed.breaker.record_success()

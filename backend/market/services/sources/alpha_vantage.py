@@ -35,7 +35,7 @@ def parse_alpha_vantage_body(symbol: str, body: Any, *, fetched_at: datetime) ->
     if not isinstance(body, dict):
         return Failure(FailureKind.TRANSIENT, "alpha_vantage: malformed response")
     if "Note" in body or "Information" in body:
-        return Failure(FailureKind.RATE_LIMITED, "alpha_vantage: rate limit (Note/Information)")
+        return Failure(FailureKind.RATE_LIMITED, "alpha_vantage: rate limit (Note/Information)", upstream=True)
     if "Error Message" in body:
         return Failure(FailureKind.NOT_FOUND, "alpha_vantage: error message for this symbol")
     quote = body.get("Global Quote")

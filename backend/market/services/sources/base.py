@@ -29,7 +29,8 @@ logger = logging.getLogger(__name__)
 class FailureKind(StrEnum):
     # The source failed (connection error, timeout, 5xx, a body that is not its format).
     TRANSIENT = "transient"
-    # The source refused for now (429, Alpha Vantage's Note) or our shared budget is spent.
+    # The source refused for now (429, Alpha Vantage's Note: `Failure.upstream`) or our
+    # shared budget is spent (not the source's fault).
     RATE_LIMITED = "rate_limited"
     # The source says the symbol does not exist.
     NOT_FOUND = "not_found"
@@ -42,6 +43,14 @@ class FailureKind(StrEnum):
 class Failure:
     kind: FailureKind
     message: str
+    # True when the source itself refused (HTTP 429, Alpha Vantage's Note): a rate limit the
+    # source imposes counts against its circuit; our own budget running out does not.
+    upstream: bool = False
+
+    @property
+    def source_failed(self) -> bool:
+        """Whether this answer is the source failing (what its circuit breaker counts)."""
+        return self.kind is FailureKind.TRANSIENT or (self.kind is FailureKind.RATE_LIMITED and self.upstream)
 
 
 @dataclass(frozen=True)
@@ -151,7 +160,7 @@ def pooled_session(*, pool_size: int) -> requests.Session:
 def http_failure(source: str, response: requests.Response) -> Failure:
     """What an HTTP error status means for the symbols of that request."""
     if response.status_code == 429:
-        return Failure(FailureKind.RATE_LIMITED, f"{source}: HTTP 429")
+        return Failure(FailureKind.RATE_LIMITED, f"{source}: HTTP 429", upstream=True)
     return Failure(FailureKind.TRANSIENT, f"{source}: HTTP {response.status_code}")
 
 

@@ -126,6 +126,45 @@ def test_circuit_opens_after_consecutive_failures_and_closes_after_a_good_probe(
     assert m.managed[0].breaker.state() == "closed"
 
 
+def test_circuit_opens_when_the_source_itself_answers_429(upstream):
+    upstream.set_quote("AAPL", 190.0, previous_close=189.0)
+    upstream.rate_limit("finnhub")
+    m = manager(upstream, "finnhub", "simulated", MARKET_DATA_CIRCUIT_FAILURES=2, MARKET_DATA_CIRCUIT_COOLDOWN=30)
+    first = m.fetch(["AAPL"])
+    assert first.quotes["AAPL"].source == "simulated"
+    m.fetch(["AAPL"])
+    assert m.managed[0].breaker.state() == "open"
+    asked = len(upstream.requests["finnhub"])
+    m.fetch(["AAPL"])
+    assert len(upstream.requests["finnhub"]) == asked  # a refusing source is left alone while open
+
+
+def test_alpha_vantage_note_counts_against_its_circuit(upstream):
+    upstream.set_quote("AAPL", 190.0, previous_close=189.0)
+    upstream.rate_limit("alpha_vantage", "Information")
+    m = manager(upstream, "alpha_vantage", "finnhub", MARKET_DATA_CIRCUIT_FAILURES=2, MARKET_DATA_CIRCUIT_COOLDOWN=30)
+    m.fetch(["AAPL"])
+    m.fetch(["AAPL"])
+    assert m.managed[0].breaker.state() == "open"
+
+
+def test_our_own_budget_running_out_never_opens_the_circuit(upstream):
+    upstream.set_quote("A", 10.0, previous_close=9.0)
+    m = manager(
+        upstream,
+        "finnhub",
+        MARKET_DATA_REQUESTS_PER_MINUTE={"finnhub": 1},
+        MARKET_DATA_CIRCUIT_FAILURES=2,
+        MARKET_DATA_PARALLEL_REQUESTS=1,
+    )
+    m.fetch(["A"])
+    for _ in range(3):
+        refused = m.fetch(["A"])
+        assert refused.failures["A"].kind is FailureKind.RATE_LIMITED
+    assert len(upstream.requests["finnhub"]) == 1
+    assert m.managed[0].breaker.state() == "closed"
+
+
 def test_health_reports_each_source_in_priority_order(upstream):
     upstream.set_quote("AAPL", 190.0, previous_close=189.0)
     upstream.fail("yahoo", 500)
