@@ -19,8 +19,10 @@ from celery import shared_task
 from django.db import OperationalError, transaction
 from django.dispatch import receiver
 
+from backend.market.signals import asset_currencies_changed
+from backend.portfolios.services.currency_pairs import holders_pairs_track
 from backend.portfolios.services.revaluation import RevalueResult, portfolios_revalue
-from backend.portfolios.services.revaluation.coalesce import portfolios_revalue_coalesced
+from backend.portfolios.services.revaluation.coalesce import portfolios_revalue_coalesced, revaluation_request
 from backend.portfolios.signals import portfolio_changed
 from backend.realtime.events import Event
 from backend.realtime.publish import publish_batch
@@ -100,3 +102,22 @@ def revalue_portfolio(portfolio_id: int) -> dict[str, int]:
 @receiver(portfolio_changed, dispatch_uid="tasks.portfolios.revaluation_enqueue")
 def revaluation_enqueue(*, portfolio_id: int, **_: Any) -> None:
     revalue_portfolio.delay_on_commit(portfolio_id=int(portfolio_id))
+
+
+def revaluation_chain(changed: list[str]) -> None:
+    """Chain the revaluation of what changed, unless a runner at work takes it."""
+    if changed and revaluation_request(symbols=changed):
+        revalue_for_symbols.apply_async(kwargs={"symbols": changed})
+
+
+@receiver(asset_currencies_changed, dispatch_uid="tasks.portfolios.currencies_changed")
+def currencies_changed(*, symbols: list[str], **_: Any) -> None:
+    """A changed currency: the holders' new pairs get tracked (and fetched), and the holders
+    are revalued at once (a position waiting on its new pair's first rate is counted
+    unpriced until it arrives; the pair's quote then revalues it)."""
+
+    def follow() -> None:
+        holders_pairs_track(symbols=symbols)
+        revaluation_chain(list(symbols))
+
+    transaction.on_commit(follow)

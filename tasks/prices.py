@@ -27,12 +27,11 @@ from backend.market.services.refresh import (
     prices_refresh_cycle,
 )
 from backend.market.signals import price_batches_dispatched
-from backend.portfolios.services.revaluation.coalesce import revaluation_request
 from backend.realtime.publish import publish_batch
 from config.celery import BEAT_SENT_AT_HEADER
 
 from .alerts import alert_emails_enqueue, batch_alerts_check
-from .portfolios import recalculate_portfolios
+from .portfolios import revaluation_chain
 
 logger = logging.getLogger(__name__)
 
@@ -156,12 +155,6 @@ def batch_publish(result: BatchResult) -> int:
     stages["end_to_end"] = sum(stages.values())
     stages_observe(stages, counters={"quotes_stored": len(result.stored)})
     return result.published
-
-
-def revaluation_chain(changed: list[str]) -> None:
-    """Chain the revaluation of what a batch changed, unless a runner at work takes it."""
-    if changed and revaluation_request(symbols=changed):
-        recalculate_portfolios.apply_async(kwargs={"symbols": changed})
 
 
 @receiver(price_batches_dispatched, dispatch_uid="tasks.prices.batches_enqueue")

@@ -11,6 +11,7 @@ from django.utils.html import format_html
 
 from .models import Asset, PriceHistory, Quote, RefreshRun
 from .services.refresh import RefreshDispatch, prices_refresh_force
+from .signals import asset_currencies_changed
 
 
 class QuoteInline(admin.StackedInline):
@@ -76,6 +77,8 @@ class AssetAdmin(admin.ModelAdmin):
         if "currency" in form.changed_data and "currency_locked" not in form.changed_data:
             obj.currency_locked = True
         super().save_model(request, obj, form, change)
+        if change and "currency" in form.changed_data:
+            asset_currencies_changed.send(sender=Asset, symbols=[obj.symbol])
 
     def get_urls(self) -> list[URLPattern]:
         refresh = path(

@@ -23,6 +23,7 @@ from django.utils import timezone
 
 from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.selectors import asset_update_fields, quote_cache_key
+from backend.market.signals import asset_currencies_changed
 from backend.realtime.payloads import AssetUpdate
 
 from .ingest_currency import currencies_named, currencies_write
@@ -150,6 +151,8 @@ def quotes_store(
                 tracking_status=Asset.TrackingStatus.TRACKED, unknown_since=None, last_error=""
             )
     result.changed += [s for s in result.currencies if s not in result.changed]
+    if result.currencies:
+        asset_currencies_changed.send(sender=Asset, symbols=result.currencies)
     quotes_cache(payloads=result.payloads)
     return result
 
