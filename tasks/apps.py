@@ -11,4 +11,4 @@ class TasksConfig(AppConfig):
     name = "tasks"
 
     def ready(self) -> None:
-        from . import portfolios, prices  # noqa: F401 - connects their receivers
+        from . import history, performance, portfolios, prices  # noqa: F401 - connects their receivers

@@ -5,6 +5,7 @@ from backend.dashboard import api as dashboard_api
 
 from . import ops
 from .alerts import AlertDetailView, AlertListView, NotificationListView, NotificationReadView
+from .performance import PerformanceView
 from .portfolios import PortfolioDetailView, PortfolioListView, PositionDetailView, PositionListView
 from .prices_refresh import PricesRefreshView
 from .tokens import TokenListView, TokenObtainView
@@ -29,6 +30,7 @@ urlpatterns = [
     path("portfolios/", PortfolioListView.as_view(), name="api-portfolios"),
     path("portfolios/<int:portfolio_id>/", PortfolioDetailView.as_view(), name="api-portfolio"),
     path("portfolios/<int:portfolio_id>/positions/", PositionListView.as_view(), name="api-positions"),
+    path("portfolios/<int:portfolio_id>/performance/", PerformanceView.as_view(), name="api-performance"),
     path("portfolios/<int:portfolio_id>/transactions/", TransactionListView.as_view(), name="api-transactions"),
     path(
         "portfolios/<int:portfolio_id>/transactions/import/",

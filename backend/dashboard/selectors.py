@@ -14,7 +14,7 @@ from backend.core.clock import iso_z
 from backend.market.models import Asset, PriceHistory, Quote, RefreshRun
 from backend.market.selectors import asset_update_payload
 from backend.portfolios.models import Portfolio, PortfolioSnapshot
-from backend.portfolios.selectors import portfolio_snapshot
+from backend.portfolios.selectors import portfolio_snapshot, portfolios_read
 from backend.realtime.payloads import AssetUpdate, PortfolioUpdate
 
 # A day of 30-second quotes is 2,880 points; more than this in one answer helps nobody.
@@ -84,51 +84,28 @@ def portfolio_value_series(
     return [{"t": iso_z(t), "v": float(v)} for t, v in rows]
 
 
-class PositionRow(TypedDict):
-    symbol: str
-    name: str
-    quantity: Decimal
-    average_cost: Decimal
-    current_price: Decimal | None
-    current_value: Decimal | None
-    daily_change: Decimal | None
-    total_return: Decimal | None
-
-
 class PortfolioCard(TypedDict):
     id: int
     name: str
     base_currency: str
     valued: bool
     summary: PortfolioUpdate
-    positions: list[PositionRow]
+    # As REST gives them (backend.portfolios.selectors.portfolios_read: currency, fx_rate,
+    # cost_basis, money in the base currency), plus the asset's name for the row's tooltip.
+    positions: list[dict[str, Any]]
 
 
 def dashboard_portfolios(*, user_id: int) -> list[PortfolioCard]:
     """The user's portfolios as the dashboard first draws them: the same figures a
-    `portfolio_update` snapshot carries, plus what the positions table needs."""
+    `portfolio_update` snapshot carries, and the positions as the REST API reads them (one
+    valuation of the rows for every card, the one a foreign holding is right in)."""
+    read = {p["id"]: p for p in portfolios_read(owner_id=user_id)}
+    names = dict(Asset.objects.filter(positions__portfolio__owner_id=user_id).distinct().values_list("symbol", "name"))
     cards: list[PortfolioCard] = []
-    for portfolio in Portfolio.objects.filter(owner_id=user_id).prefetch_related("positions__asset"):
+    for portfolio in Portfolio.objects.filter(owner_id=user_id):
         summary = portfolio_snapshot(portfolio_id=portfolio.pk, user_id=user_id)
-        if summary is None:  # deleted between the two reads
+        if summary is None or portfolio.pk not in read:  # deleted between the reads
             continue
-        held = {p.asset.symbol: p for p in portfolio.positions.all()}
-        rows: list[PositionRow] = []
-        for line in summary["positions_updated"]:
-            position = held[line["symbol"]]
-            value = line["current_value"]
-            rows.append(
-                {
-                    "symbol": line["symbol"],
-                    "name": position.asset.name,
-                    "quantity": line["quantity"],
-                    "average_cost": position.average_cost,
-                    "current_price": line["current_price"],
-                    "current_value": value,
-                    "daily_change": line["daily_change"],
-                    "total_return": value - position.quantity * position.average_cost if value is not None else None,
-                }
-            )
         cards.append(
             {
                 "id": portfolio.pk,
@@ -136,7 +113,7 @@ def dashboard_portfolios(*, user_id: int) -> list[PortfolioCard]:
                 "base_currency": portfolio.base_currency,
                 "valued": portfolio.valued_at is not None,
                 "summary": summary,
-                "positions": rows,
+                "positions": [{**row, "name": names.get(row["symbol"], "")} for row in read[portfolio.pk]["positions"]],
             }
         )
     return cards

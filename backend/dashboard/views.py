@@ -28,7 +28,10 @@ def dashboard(request: HttpRequest) -> HttpResponse:
         for card in portfolios
     }
     initial = {
-        "portfolios": [{"id": c["id"], "summary": to_wire(dict(c["summary"]))} for c in portfolios],
+        "portfolios": [
+            {"id": c["id"], "summary": to_wire(dict(c["summary"])), "positions": to_wire(c["positions"])}
+            for c in portfolios
+        ],
         "watchlist": [to_wire(dict(w)) for w in watchlist],
         "sparklines": sparkline_series(symbols=symbols),
         "charts": charts,

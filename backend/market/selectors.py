@@ -106,15 +106,24 @@ def pairs_needed() -> set[str]:
 
 
 def tracked_symbols(*, include_unknown: bool = False) -> list[str]:
-    """What a cycle fetches: active assets held in a position, the FX pairs they convert
-    through (those with an asset: the ledger creates them), plus those live clients
-    subscribe to. Symbols every source called unknown are left out, except once per
-    PRICE_UNKNOWN_REPROBE_SECONDS (a re-probe) or when `include_unknown`."""
+    """What a cycle fetches: active assets held in a position, on a watchlist or under an
+    active alert, the FX pairs held ones convert through (those with an asset: the ledger
+    creates them), plus those live clients subscribe to. Symbols every source called
+    unknown are left out, except once per PRICE_UNKNOWN_REPROBE_SECONDS (a re-probe) or when
+    `include_unknown`."""
     subscribed = subscribed_symbols()
     # Subqueries, not joins: joined, every position times every alert of an asset is a row.
     held = Asset.objects.filter(positions__quantity__gt=0).values("pk")
-    watched = Asset.objects.filter(alerts__active=True).values("pk")
-    wanted = Q(pk__in=held) | Q(pk__in=watched) | Q(symbol__in=subscribed) | Q(symbol__in=sorted(pairs_needed()))
+    alerted = Asset.objects.filter(alerts__active=True).values("pk")
+    # The dashboard's watchlist, by its reverse relation (backend.dashboard sits above market).
+    listed = Asset.objects.filter(watchlist_items__isnull=False).values("pk")
+    wanted = (
+        Q(pk__in=held)
+        | Q(pk__in=alerted)
+        | Q(pk__in=listed)
+        | Q(symbol__in=subscribed)
+        | Q(symbol__in=sorted(pairs_needed()))
+    )
     assets = Asset.objects.filter(is_active=True).filter(wanted)
     if not include_unknown:
         recent = timezone.now() - timedelta(seconds=settings.PRICE_UNKNOWN_REPROBE_SECONDS)

@@ -6,6 +6,11 @@ base currency (docs/protocol.md, "Transactions" and "Currencies").
 Idempotent: each demo transaction carries an `external_id` (`demo:<n>`), so a second run
 records nothing. A demo portfolio whose ledger holds anything else (the user's own entries,
 or an older seed's positions migrated into opening buys) is left as it is.
+
+`demo_history_seed` gives every demo asset simulated daily closes from the ledger's first
+day, so the charts, trends and returns have a past at once. The ledger's trade prices are
+the simulated closes of their days: the simulated source pins its path to them
+(backend/market/services/sources/reference_levels.py; docs/history-and-demo.md).
 """
 
 from __future__ import annotations
@@ -17,7 +22,10 @@ from decimal import Decimal
 from django.contrib.auth.models import User
 from django.db import transaction
 
+from backend.market.currency import pair_symbol
 from backend.market.models import Asset
+from backend.market.services.history import HistoryLoad, history_load, history_source
+from backend.market.services.sources.simulated import SimulatedSource
 
 from .models import Portfolio, Transaction
 from .services.transactions import TransactionInput, transaction_record
@@ -94,6 +102,7 @@ DEMO_LEDGERS: dict[str, list[DemoEntry]] = {
     ],
 }
 EXTERNAL_ID_PREFIX = "demo:"
+DEMO_USERNAME = "demo"
 
 
 @dataclass(frozen=True)
@@ -155,7 +164,7 @@ def demo_data_seed(*, with_logins: bool) -> DemoSeedResult:
         assets_created += created
     if with_logins:
         _user_ensure(username="admin", password="admin", is_staff=True)  # noqa: S106 (dev only)
-    demo = _user_ensure(username="demo", password="demo" if with_logins else None, is_staff=False)
+    demo = _user_ensure(username=DEMO_USERNAME, password="demo" if with_logins else None, is_staff=False)
 
     portfolios_created = transactions_created = 0
     for portfolio_name, entries in DEMO_LEDGERS.items():
@@ -163,3 +172,25 @@ def demo_data_seed(*, with_logins: bool) -> DemoSeedResult:
         portfolios_created += created
         transactions_created += demo_ledger_record(portfolio=portfolio, entries=entries)
     return DemoSeedResult(assets_created, portfolios_created, transactions_created)
+
+
+def demo_history_days(*, now: datetime, at_least: int) -> int:
+    """Days of history that reach back to the demo ledgers' first day (at least `at_least`)."""
+    first = min(datetime.fromisoformat(e.day) for entries in DEMO_LEDGERS.values() for e in entries)
+    return max(at_least, (now.date() - first.date()).days + 1)
+
+
+def demo_history_seed(*, days: int, now: datetime) -> HistoryLoad | None:
+    """Simulated daily closes for every demo asset and the pairs the demo ledgers convert
+    through, the ones missing only (a second run computes nothing). None when the history
+    source is a real one: real closes are loaded for held symbols by the new-holding
+    backfill or `update_asset_prices --historical`, never mixed with simulated ones."""
+    managed = history_source()
+    if managed is None or not isinstance(managed.source, SimulatedSource):
+        return None
+    symbols = {symbol for symbol, *_ in DEMO_ASSETS}
+    currencies = set(Asset.objects.filter(symbol__in=symbols).values_list("currency", flat=True))
+    demo_portfolios = Portfolio.objects.filter(owner__username=DEMO_USERNAME, name__in=DEMO_LEDGERS)
+    bases = set(demo_portfolios.values_list("base_currency", flat=True))
+    pairs = {pair for c in currencies for b in bases if (pair := pair_symbol(c, b)) is not None}
+    return history_load(symbols=sorted(symbols | pairs), days=days, now=now)

@@ -35,6 +35,7 @@ INSTALLED_APPS = [
     "backend.market",
     "backend.portfolios",
     "backend.alerts",
+    "backend.performance",
     "backend.api",
     "backend.dashboard",
     "tasks",
@@ -290,7 +291,10 @@ CELERY_BEAT_SCHEDULE = {
         "task": "tasks.prices.refresh_prices",
         "schedule": float(REALTIME_UPDATE_INTERVAL),
         "options": {"expires": float(REALTIME_UPDATE_INTERVAL)},
-    }
+    },
+    # Yesterday's and today's daily values (docs/returns.md): hourly, so the first run after
+    # midnight UTC closes the day and a late close is still picked up; idempotent.
+    "close-daily-values": {"task": "tasks.performance.close_daily_values", "schedule": 3600.0},
 }
 
 FLOWER_BASIC_AUTH: str = env("FLOWER_BASIC_AUTH", default="")

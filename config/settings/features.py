@@ -39,3 +39,7 @@ LOGIN_THROTTLE_ENABLED: bool = env.bool("LOGIN_THROTTLE_ENABLED", default=True)
 LOGIN_THROTTLE_WINDOW_SECONDS: int = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", default=900)
 LOGIN_THROTTLE_USERNAME_FAILURES: int = env.int("LOGIN_THROTTLE_USERNAME_FAILURES", default=10)
 LOGIN_THROTTLE_ADDRESS_FAILURES: int = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES", default=100)
+
+# --- History backfill (tasks/history.py; docs/history-and-demo.md) --------------------------
+# Days of daily closes loaded once for a symbol that becomes held without any history.
+HISTORY_BACKFILL_DAYS: int = env.int("HISTORY_BACKFILL_DAYS", default=365)

@@ -5,7 +5,7 @@ about the browser, not the pipeline)."""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from decimal import Decimal
 
 from django.contrib.auth.models import User
@@ -91,8 +91,9 @@ def position_update(portfolio_id: int, symbol: str, quantity: str, price: str) -
 
 
 def portfolio_update(
-    portfolio_id: int, name: str, total: str, symbol: str, quantity: str, price: str
+    portfolio_id: int, name: str, total: str, symbol: str, quantity: str, price: str, fx: str = "1"
 ) -> PortfolioUpdate:
+    """`fx`: the position's rate into the base currency (its value is quantity x price x fx)."""
     q, p = Decimal(quantity), Decimal(price)
     return {
         "portfolio_id": portfolio_id, "name": name, "total_value": Decimal(total), "total_cost": Decimal(10000),
@@ -100,6 +101,83 @@ def portfolio_update(
         "total_return": Decimal(total) - 10000, "total_return_percent": Decimal(3),
         "value_changed": True, "valued_at": timezone.now().isoformat().replace("+00:00", "Z"),
         "positions_updated": [
-            {"symbol": symbol, "quantity": q, "current_price": p, "current_value": q * p, "daily_change": q}
+            {"symbol": symbol, "quantity": q, "current_price": p, "current_value": q * p * Decimal(fx), "daily_change": q}
         ],
     }  # fmt: skip
+
+
+# --- the performance panel: a short ledger with a daily close for every day ------------------
+
+PERF_USER = "perf"
+PERF_DAYS = 40  # days of closes before today
+PERF_CLOSES: dict[str, tuple[str, str, str]] = {  # symbol: (currency, first close, daily step)
+    "AAPL": ("USD", "100", "0.75"),
+    "SAP.DE": ("EUR", "50", "0.20"),
+    "EURUSD=X": ("USD", "1.05", "0.002"),
+    "^GSPC": ("USD", "4000", "9"),
+}
+
+
+@dataclass(frozen=True)
+class PerformanceSeed:
+    user_id: int
+    portfolio_id: int  # a USD portfolio with a dollar and a euro holding, a sell and a dividend
+    empty_id: int  # a portfolio without transactions: nothing to compute a return from
+
+
+def perf_close(symbol: str, days_ago: int) -> Decimal:
+    """The symbol's close `days_ago` UTC days before today: a steady climb with a wiggle every
+    third day, so the value chart and the benchmark differ in shape."""
+    _, first, step = PERF_CLOSES[symbol]
+    n = PERF_DAYS - days_ago
+    wiggle = Decimal(n % 3 - 1) * Decimal(step) * 2
+    return Decimal(first) + Decimal(step) * n + wiggle
+
+
+def performance_seeded() -> PerformanceSeed:
+    from backend.performance.services.daily_values import daily_values_derive
+    from backend.portfolios.services.transactions import TransactionInput, transaction_record
+
+    user = User.objects.create_user(PERF_USER, password=DEMO_PASSWORD)
+    now = timezone.now()
+    today = now.astimezone(UTC).date()
+
+    def midday(ago: int) -> datetime:  # inside its UTC day whatever the time now
+        return datetime.combine(today - timedelta(days=ago), time(12), tzinfo=UTC)
+
+    for symbol, (currency, _, _) in PERF_CLOSES.items():
+        asset = Asset.objects.create(
+            symbol=symbol, currency=currency, tracking_status=Asset.TrackingStatus.TRACKED,
+            asset_type=Asset.AssetType.INDEX if symbol.startswith("^") else Asset.AssetType.STOCK,
+        )  # fmt: skip
+        PriceHistory.objects.bulk_create(
+            PriceHistory(asset=asset, quoted_at=midday(ago), price=perf_close(symbol, ago),
+                         source="simulated")
+            for ago in range(PERF_DAYS, 0, -1)
+        )  # fmt: skip
+        latest = perf_close(symbol, 0)
+        Quote.objects.create(
+            asset=asset, price=latest, previous_close=perf_close(symbol, 1), change=latest - perf_close(symbol, 1),
+            change_percent=Decimal(0), source="simulated", quoted_at=now, fetched_at=now,
+        )  # fmt: skip
+    portfolio = Portfolio.objects.create(owner=user, name="Long run", base_currency="USD")
+    ledger = [  # days ago, type, symbol, quantity, amount
+        (30, "buy", "AAPL", "10", None),
+        (12, "buy", "SAP.DE", "20", None),
+        (5, "sell", "AAPL", "2", None),
+        (3, "dividend", "AAPL", None, "4.40"),
+    ]
+    for ago, kind, symbol, quantity, amount in ledger:
+        day = midday(ago) + timedelta(hours=3)
+        transaction_record(
+            portfolio=portfolio,
+            data=TransactionInput(
+                type=kind, symbol=symbol, quantity=Decimal(quantity) if quantity else None,
+                price=perf_close(symbol, ago) if quantity else None, fee=Decimal(1) if quantity else None,
+                amount=Decimal(amount) if amount else None, executed_at=day,
+                fx_rate=perf_close("EURUSD=X", ago) if symbol == "SAP.DE" else None,
+            ),
+        )  # fmt: skip
+    daily_values_derive(portfolio_id=portfolio.pk, since=today - timedelta(days=PERF_DAYS), today=today)
+    empty = Portfolio.objects.create(owner=user, name="Empty", base_currency="USD")
+    return PerformanceSeed(user_id=user.pk, portfolio_id=portfolio.pk, empty_id=empty.pk)

@@ -36,12 +36,15 @@ def log_in(page: Page, username: str = "demo", password: str = DEMO_PASSWORD) ->
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
     expect(page).to_have_url("/")
+    # The page's modules have run (dashboard.js, then ledger.js on DOMContentLoaded): forms and
+    # buttons are wired, so a click now is not a plain form submission.
+    page.wait_for_function("() => window.tickerflow?.ledger?.ready === true")
 
 
 def wait_until_subscribed(page: Page, *keys: str) -> None:
     """The server acknowledged these subscriptions (and sent their snapshots) on the current
     connection: an update published now cannot be overtaken by a snapshot."""
-    page.wait_for_function("ids => ids.every(k => window.tickerflow.subscribed.has(k))", arg=list(keys))
+    page.wait_for_function("ids => ids.every(k => window.tickerflow?.subscribed.has(k))", arg=list(keys))
 
 
 def indicator(page: Page):
@@ -221,7 +224,7 @@ def test_a_watched_symbol_the_sources_reject_is_marked_unknown_live(demo: Demo, 
     log_in(page)
     ghost = page.locator('#watchlist li[data-symbol="GHOST"]')
     expect(ghost).to_be_visible()
-    page.wait_for_function("() => window.tickerflow.subscribed.has('asset:GHOST')")
+    page.wait_for_function("() => window.tickerflow?.subscribed.has('asset:GHOST')")
     off_loop(publish_batch, [unknown_symbol_event("GHOST")])
     expect(ghost).to_have_attribute("data-status", "unknown")
     expect(page.locator("#watchlist-message")).to_contain_text("GHOST is not known to any market data source")

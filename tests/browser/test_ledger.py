@@ -17,11 +17,11 @@ from django.utils import timezone
 from playwright.sync_api import Locator, Page, expect
 
 from backend.market.models import Quote
-from backend.portfolios.models import Transaction
-from backend.realtime.events import asset_event
+from backend.portfolios.models import Position, Transaction
+from backend.realtime.events import asset_event, portfolio_event
 from backend.realtime.publish import publish_batch
 from tests.browser.conftest import WebProcess, off_loop
-from tests.browser.data import Demo, asset_update, demo_priced
+from tests.browser.data import Demo, asset_update, demo_priced, portfolio_update
 
 from .test_dashboard import card, indicator, log_in, wait_until_subscribed
 
@@ -96,6 +96,46 @@ def test_positions_show_their_currency_and_their_value_in_the_base_currency_live
     expect(sap.locator(".price")).to_have_text("210.00")
     expect(sap.locator(".value")).to_have_text("3,465.00")  # 15 x 210 x 1.10
     expect(sap.locator(".day")).to_have_text("+16.50")  # 15 x (210 - 209) x 1.10
+
+
+def _ledger_figures(portfolio_id: int, symbol: str) -> Decimal:
+    """What the position's return adds to its value: realized gain and dividends less its cost."""
+    position = Position.objects.get(portfolio_id=portfolio_id, asset__symbol=symbol)
+    assert position.cost_basis is not None
+    return position.realized_gain + position.dividends - position.cost_basis
+
+
+def test_a_euro_row_takes_a_pushed_rate_and_values_the_next_euro_price_at_it_in_dollars(demo: Demo, page: Page, shot):
+    log_in(page)
+    expect(indicator(page)).to_have_attribute("data-status", "connected")
+    wait_until_subscribed(page, f"portfolio:{demo.income_id}", "asset:SAP.DE")
+    sap = row(page, demo.income_id, "SAP.DE")
+    expect(sap.locator(".ccy")).to_have_text("EUR")
+    expect(sap.locator(".price")).to_have_attribute("title", "in EUR")
+    expect(sap.locator(".value")).to_have_text("3,300.00")  # 15 x 200 EUR x 1.10, on the first paint
+    extra = off_loop(_ledger_figures, demo.income_id, "SAP.DE")
+
+    # The pair moves to 1.20 and the euro price does not: the revaluation's push carries the
+    # row's new dollar value, the price stays in euros.
+    off_loop(
+        publish_batch,
+        [
+            portfolio_event(
+                portfolio_update(demo.income_id, "Income & Crypto", "50000", "SAP.DE", "15", "200", fx="1.20")
+            )
+        ],
+    )
+    expect(sap.locator(".value")).to_have_text(f"{15 * 200 * Decimal('1.20'):,.2f}")
+    expect(sap.locator(".price")).to_have_text("200.00")
+
+    # A euro price after it is valued at the new rate: quantity x price x fx, in dollars.
+    off_loop(publish_batch, [asset_event(asset_update("SAP.DE", "210"))])
+    value = 15 * Decimal(210) * Decimal("1.20")
+    expect(sap.locator(".price")).to_have_text("210.00")
+    expect(sap.locator(".value")).to_have_text(f"{value:,.2f}")
+    expect(sap.locator(".day")).to_have_text(f"+{15 * (210 - 209) * Decimal('1.20'):,.2f}")
+    expect(sap.locator(".return")).to_have_text(f"+{(value + extra).quantize(Decimal('0.01')):,.2f}")
+    shot("euro-row-at-a-new-rate")
 
 
 def test_the_ledger_panel_adds_refuses_imports_and_deletes(demo: Demo, page: Page, shot):

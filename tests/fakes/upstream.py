@@ -8,6 +8,9 @@ The one thing the tests fake. Shapes follow the real responses:
 - Alpha Vantage: `/query?function=GLOBAL_QUOTE&symbol=S&apikey=K` -> `{"Global Quote": {"01.
   symbol": ..., "05. price": "189.9500", ...}}` (all strings); unknown -> `{"Global Quote": {}}`;
   rate limit -> HTTP 200 `{"Note": "Thank you for using Alpha Vantage! ..."}`.
+- Yahoo history: `/v8/finance/chart/S?period1=P1&period2=P2&interval=1d` -> `{"chart": {"result":
+  [{"meta", "timestamp": [session opens], "indicators": {"quote": [{"close": [...], ...}]}}]}}`
+  with null for a missing close; a symbol with no chart -> 404 `{"chart": {"result": null, ...}}`.
 - Finnhub: `/api/v1/quote?symbol=S&token=K` -> `{"c","d","dp","h","l","o","pc","t"}`; unknown ->
   all zero with `t == 0`; rate limit -> HTTP 429 `{"error": "API limit reached..."}`.
 
@@ -26,14 +29,17 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 from tests.fakes.upstream_wire import (
     AV_INFORMATION,
     AV_NOTE,
+    SESSION_OPEN_SECONDS,
+    YAHOO_CHART_NOT_FOUND,
     FakeQuote,
     alpha_vantage_global_quote,
     finnhub_quote,
+    yahoo_chart,
     yahoo_item,
 )
 
@@ -63,6 +69,9 @@ class FakeUpstream:
         self.rate_limited: dict[str, str] = {}
         self.hidden: dict[str, set[str]] = {s: set() for s in SOURCES}
         self.crumb = "fakeCrumb1"
+        # Daily bars per symbol for the v8 chart: (session open, close, volume).
+        self.charts: dict[str, list[tuple[int, Any, Any]]] = {}
+        self.requests["yahoo_chart"] = []
         self._crumbs = 1
         self._lock = threading.Lock()
         self._server = _QuietServer(("127.0.0.1", 0), self._handler())
@@ -85,6 +94,15 @@ class FakeUpstream:
     ) -> None:
         """`price` is sent as given: pass NaN, -1, "abc" or None to test rejection."""
         self.quotes[symbol] = FakeQuote(price, previous_close, volume, at or int(time.time()))
+
+    def set_chart(self, symbol: str, first_day: int, closes: list[Any], volumes: list[Any] | None = None) -> None:
+        """Daily bars from the UTC day starting at `first_day` (unix seconds), one a day;
+        a close of None is sent as null, as Yahoo does for a day without one."""
+        volumes = volumes or [1_000_000] * len(closes)
+        self.charts[symbol] = [
+            (first_day + n * 86400 + SESSION_OPEN_SECONDS, close, volume)
+            for n, (close, volume) in enumerate(zip(closes, volumes, strict=True))
+        ]
 
     def fail(self, source: str, status: int = 500) -> None:
         self.failing[source] = status
@@ -171,6 +189,8 @@ class FakeUpstream:
             if "A3=" not in cookie:
                 return 401, {"finance": {"result": None, "error": {"code": "Unauthorized"}}}, {}
             return 200, self.crumb, {}
+        if path.startswith("/yahoo/v8/finance/chart/"):
+            return self.yahoo_chart_answer(unquote(path.rsplit("/", 1)[-1]), params)
         if path != "/yahoo/v7/finance/quote":
             return 404, {"finance": {"result": None, "error": {"code": "Not Found"}}}, {}
         symbols = [s for s in params.get("symbols", "").split(",") if s]
@@ -187,6 +207,18 @@ class FakeUpstream:
             )
         result = [yahoo_item(s, self.quotes[s]) for s in symbols if s in self.quotes and s not in self.hidden["yahoo"]]
         return 200, {"quoteResponse": {"result": result, "error": None}}, {}
+
+    def yahoo_chart_answer(self, symbol: str, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
+        self._log("yahoo_chart", f"/yahoo/v8/finance/chart/{symbol}", params, [symbol])
+        if "yahoo" in self.failing:
+            return self.failing["yahoo"], {"chart": {"result": None, "error": {"code": "Internal"}}}, {}
+        if "yahoo" in self.rate_limited:
+            return 429, "Too Many Requests", {}
+        if symbol not in self.charts or symbol in self.hidden["yahoo"]:
+            return 404, YAHOO_CHART_NOT_FOUND, {}
+        first, last = int(params.get("period1", 0)), int(params.get("period2", 2**31))
+        bars = [bar for bar in self.charts[symbol] if first <= bar[0] <= last]
+        return 200, yahoo_chart(symbol, bars, now=min(last, int(time.time()))), {}
 
     def alpha_vantage(self, params: dict[str, str]) -> tuple[int, Any, dict[str, str]]:
         symbol = params.get("symbol", "")

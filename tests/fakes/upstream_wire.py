@@ -98,3 +98,67 @@ def _av(value: Any) -> str:
     if _number(value):
         return f"{value:.4f}"
     return str(value)
+
+
+# A New York session in winter: 14:30 to 21:00 UTC, as Yahoo's `currentTradingPeriod` says.
+SESSION_OPEN_SECONDS = 14 * 3600 + 30 * 60
+SESSION_SECONDS = 6 * 3600 + 30 * 60
+
+
+def yahoo_chart(symbol: str, bars: list[tuple[int, Any, Any]], *, now: int) -> dict[str, Any]:
+    """A v8 `chart` answer for daily bars (`interval=1d`): each bar's timestamp is its session's
+    OPEN, the arrays are parallel and hold null for a missing value, `meta` carries today's
+    trading period. `bars` are (session open, close, volume)."""
+    day = now - now % 86400
+    stamps = [at for at, _, _ in bars]
+    closes = [close for _, close, _ in bars]
+    return {
+        "chart": {
+            "result": [
+                {
+                    "meta": {
+                        "currency": "USD",
+                        "symbol": symbol,
+                        "exchangeName": "NMS",
+                        "instrumentType": "EQUITY",
+                        "firstTradeDate": 345479400,
+                        "regularMarketTime": now,
+                        "gmtoffset": -18000,
+                        "timezone": "EST",
+                        "exchangeTimezoneName": "America/New_York",
+                        "priceHint": 2,
+                        "currentTradingPeriod": {
+                            "regular": {
+                                "timezone": "EST",
+                                "start": day + SESSION_OPEN_SECONDS,
+                                "end": day + SESSION_OPEN_SECONDS + SESSION_SECONDS,
+                                "gmtoffset": -18000,
+                            }
+                        },
+                        "dataGranularity": "1d",
+                        "range": "",
+                        "validRanges": ["1d", "5d", "1mo", "3mo", "6mo", "1y", "2y", "5y", "10y", "ytd", "max"],
+                    },
+                    "timestamp": stamps,
+                    "indicators": {
+                        "quote": [
+                            {
+                                "open": closes,
+                                "high": closes,
+                                "low": closes,
+                                "close": closes,
+                                "volume": [volume for _, _, volume in bars],
+                            }
+                        ],
+                        "adjclose": [{"adjclose": closes}],
+                    },
+                }
+            ],
+            "error": None,
+        }
+    }
+
+
+YAHOO_CHART_NOT_FOUND = {
+    "chart": {"result": None, "error": {"code": "Not Found", "description": "No data found, symbol may be delisted"}}
+}

@@ -276,7 +276,7 @@ def lines_import(*, portfolio: Portfolio, lines: Iterable[Line], result: ImportR
             if result.errors:
                 raise _Refused
             ledger_totals_store(portfolio=locked)
-            changed(locked.pk)
+            changed(locked.pk, since=min(row.executed_at for row in rows), symbols=list(assets))
             result.created = len(rows)
     except _Refused:
         result.created = 0

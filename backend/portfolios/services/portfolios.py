@@ -108,14 +108,16 @@ def position_change(
         )
         position_derive(portfolio=locked, asset_id=asset.pk)
         ledger_totals_store(portfolio=locked)
-        changed(locked.pk)
+        changed(locked.pk, since=first)
     return Position.objects.select_related("asset").get(pk=position.pk)
 
 
 def position_remove(*, position: Position) -> None:
     """Delete the symbol's transactions, and with them the position."""
     with portfolio_locked(position.portfolio) as locked:
-        Transaction.objects.filter(portfolio=locked, asset_id=position.asset_id).delete()
+        ledger = Transaction.objects.filter(portfolio=locked, asset_id=position.asset_id)
+        first = ledger.aggregate(first=Min("executed_at"))["first"]
+        ledger.delete()
         position_derive(portfolio=locked, asset_id=position.asset_id)
         ledger_totals_store(portfolio=locked)
-        changed(locked.pk)
+        changed(locked.pk, since=first)

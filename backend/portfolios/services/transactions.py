@@ -23,7 +23,7 @@ from backend.market.models import Asset
 from backend.market.services.tracking import asset_track
 from backend.portfolios.models import Portfolio, Transaction
 from backend.portfolios.rates import fx_latest
-from backend.portfolios.signals import portfolio_changed
+from backend.portfolios.signals import holding_opened, ledger_changed, portfolio_changed
 
 from .ledger import InsufficientQuantity, ledger_totals_store, position_adopt, position_derive, ratio_parse
 
@@ -142,9 +142,16 @@ def portfolio_locked(portfolio: Portfolio) -> Iterator[Portfolio]:
         yield Portfolio.objects.select_for_update(no_key=True).get(pk=portfolio.pk)
 
 
-def changed(portfolio_id: int) -> None:
-    # The receiver (tasks/portfolios.py) enqueues the revaluation once this commits.
+def changed(portfolio_id: int, *, since: datetime | None = None, symbols: Collection[str] = ()) -> None:
+    """Announce a ledger change; the receivers in tasks/ act once it commits: the
+    revaluation (always), the daily values re-derived from `since`'s day (when a
+    transaction at that time was written or deleted), a history backfill for `symbols`
+    (holdings just written to)."""
     portfolio_changed.send(sender=Portfolio, portfolio_id=portfolio_id)
+    if since is not None:
+        ledger_changed.send(sender=Portfolio, portfolio_id=portfolio_id, since=since.astimezone(UTC).date())
+    if symbols:
+        holding_opened.send(sender=Portfolio, portfolio_id=portfolio_id, symbols=sorted(set(symbols)))
 
 
 def assets_prepare(
@@ -232,7 +239,8 @@ def transaction_record(*, portfolio: Portfolio, data: TransactionInput) -> Recor
         if asset is not None and row.type != Transaction.Type.FEE:
             position_derive(portfolio=locked, asset_id=asset.pk, appended=row)
         ledger_totals_store(portfolio=locked)
-        changed(locked.pk)
+        held = [asset.symbol] if asset is not None and row.type != Transaction.Type.FEE else []
+        changed(locked.pk, since=row.executed_at, symbols=held)
     return Recorded(row, True)
 
 
@@ -240,12 +248,12 @@ def transaction_delete(*, transaction_row: Transaction) -> None:
     """Delete a transaction and re-derive its position; InsufficientQuantity (nothing
     changes) when a later sell would no longer be covered."""
     with portfolio_locked(transaction_row.portfolio) as locked:
-        asset_id = transaction_row.asset_id
+        asset_id, executed_at = transaction_row.asset_id, transaction_row.executed_at
         transaction_row.delete()
         if asset_id is not None:
             position_derive(portfolio=locked, asset_id=asset_id)
         ledger_totals_store(portfolio=locked)
-        changed(locked.pk)
+        changed(locked.pk, since=executed_at)
 
 
 def _typed(kind: str, portfolio: Portfolio, **fields: object) -> Recorded:

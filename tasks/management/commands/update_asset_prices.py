@@ -10,7 +10,7 @@ from typing import Any
 from django.core.management.base import BaseCommand, CommandError, CommandParser
 
 from backend.market.selectors import tracked_symbols
-from backend.market.services.history import history_load
+from backend.market.services.history import history_load, history_symbols
 from backend.market.services.manager import data_source_manager
 from backend.market.symbols import InvalidSymbol, symbol_normalize
 from tasks.inline import InlineCycle, prices_refresh_inline
@@ -27,7 +27,11 @@ class Command(BaseCommand):
         parser.add_argument("--broadcast", action="store_true", help="push changes to WebSocket clients")
         parser.add_argument("--dry-run", action="store_true", help="fetch and show, store nothing")
         parser.add_argument("--verbose", action="store_true", help="also list the symbols stored")
-        parser.add_argument("--historical", action="store_true", help="also load daily history bars")
+        parser.add_argument(
+            "--historical",
+            action="store_true",
+            help="also load daily history bars (default symbols: every held or watched one and its FX pair)",
+        )
         parser.add_argument("--days", type=int, default=30, help="with --historical: how many days")
 
     def handle(self, *args: Any, **options: Any) -> None:
@@ -37,8 +41,14 @@ class Command(BaseCommand):
             raise CommandError(str(error)) from None
         if options["days"] <= 0:
             raise CommandError("--days must be above zero")
+        history_for: list[str] = []
+        if options["historical"] and not options["dry_run"]:
+            # By default every close the portfolios and watchlists show, whether tracked now or not.
+            history_for = symbols if options["symbols"] else history_symbols()
         if not symbols:
             self.stdout.write("nothing to update: no tracked symbols")
+            if history_for:
+                self.history_run(history_for, days=options["days"])
             return
         if options["dry_run"]:
             outcome = data_source_manager().fetch(symbols)
@@ -53,14 +63,23 @@ class Command(BaseCommand):
             return
         cycle = prices_refresh_inline(symbols=symbols, publish=options["broadcast"], force=True)
         self.summary_write(cycle, broadcast=options["broadcast"], verbose=options["verbose"])
-        if options["historical"]:
-            loaded = history_load(symbols=symbols, days=options["days"], now=datetime.now(UTC))
-            self.stdout.write(f"history: {loaded} bars over {options['days']} days")
+        if history_for:
+            self.history_run(history_for, days=options["days"])
         if cycle.stored == 0:
             raise CommandError(
                 f"run {cycle.run_id}: stored none of the {cycle.symbols} symbols asked for "
                 f"({len(cycle.failed)} failed, {len(cycle.unknown)} unknown)"
             )
+
+    def history_run(self, symbols: list[str], *, days: int) -> None:
+        loaded = history_load(symbols=symbols, days=days, now=datetime.now(UTC))
+        self.stdout.write(
+            f"history: {loaded.inserted} bars over {days} days, new for {len(loaded.symbols)} symbols"
+            + (f" since {loaded.since}" if loaded.since else "")
+            + (f" ({loaded.source})" if loaded.source else "; no configured source has history bars")
+        )
+        if loaded.failed:
+            self.stdout.write(f"  history not answered for: {', '.join(loaded.failed)}")
 
     def summary_write(self, cycle: InlineCycle, *, broadcast: bool, verbose: bool) -> None:
         """Every symbol asked for, accounted for: stored, failed (each named, with why),

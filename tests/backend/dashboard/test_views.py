@@ -47,11 +47,15 @@ def test_dashboard_shows_the_demo_portfolios_with_their_positions_and_the_client
     html = client.get("/").content.decode()
     for name in ("Growth", "Income &amp; Crypto"):
         assert name in html
-    assert 'data-symbol="BTC-USD"' in html
     assert "dashboard/dashboard.js" in html
     initial = _initial(html)
     assert len(initial["portfolios"]) == 2
     assert {p["summary"]["name"] for p in initial["portfolios"]} == {"Growth", "Income & Crypto"}
+    # The rows dashboard.js draws: every position as REST reads it, with its currency.
+    rows = {row["symbol"]: row for p in initial["portfolios"] for row in p["positions"]}
+    assert rows["BTC-USD"]["name"] == "Bitcoin USD"
+    assert (rows["SAP.DE"]["currency"], rows["VOD.L"]["currency"]) == ("EUR", "GBp")
+    assert {"fx_rate", "cost_basis", "current_value"} <= set(rows["SAP.DE"])
 
 
 def test_dashboard_shows_only_the_users_own_portfolios_and_watchlist():

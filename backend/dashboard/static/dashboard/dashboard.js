@@ -2,6 +2,7 @@
 import { TickerflowClient, Status, normalizeSymbol } from "./tickerflow-client.js";
 import { drawSparkline, drawValueChart } from "./charts.js";
 import { initAlerts } from "./alerts.js";
+import { initPerformance } from "./performance.js";
 
 const SPARK_POINTS = 60;
 const CHART_POINTS = 240;
@@ -123,17 +124,7 @@ function applyAsset(data) {
     drawSparkline(row.querySelector(".spark"), series);
     const change = row.querySelector(".change");
     if (change) setSigned(change, data.change_percent, data.change_percent == null ? "" : `${signed(data.change_percent)} %`);
-    if (row.dataset.quantity) {
-      const qty = Number(row.dataset.quantity);
-      const value = qty * data.price;
-      row.querySelector(".value").textContent = fmtMoney(value);
-      if (data.previous_close != null) {
-        const day = qty * (data.price - data.previous_close);
-        setSigned(row.querySelector(".day"), day, signed(day));
-      }
-      const ret = value - qty * Number(row.dataset.averageCost);
-      setSigned(row.querySelector(".return"), ret, signed(ret));
-    }
+    if (row.tagName === "TR") positionPriced(row, data);
     if (row.tagName === "LI") {
       row.dataset.status = "tracked";
       row.querySelector(".note")?.remove();
@@ -143,44 +134,152 @@ function applyAsset(data) {
 
 // --- portfolios -------------------------------------------------------------------------
 
+// A position's row shows its price in the asset's currency (tagged with it) and its value,
+// today's change and return in the portfolio's base currency: quantity x price x fx, where fx
+// is the rate into the base the server valued it at (docs/protocol.md, "Valuation").
+// Every row is drawn here, from what the server last said of the position (the first paint's
+// REST positions, events, a REST refresh) and the latest price of its asset.
+const positions = new Map(); // "<portfolio id>:<symbol>" -> what we know of the position
+const keyOf = (card, symbol) => `${card.dataset.portfolioId}:${symbol}`;
+const cardOf = (id) => document.querySelector(`.portfolio[data-portfolio-id="${id}"]`);
+
 function positionRow(card, symbol) {
-  const body = card.querySelector("tbody");
+  const body = card.querySelector(".positions tbody");
   let row = body.querySelector(`tr[data-symbol="${CSS.escape(symbol)}"]`);
   if (!row) {
-    // A position added elsewhere (API, admin): it joins the table in place.
     row = document.createElement("tr");
     row.dataset.symbol = symbol;
-    row.dataset.averageCost = "0";
     row.innerHTML =
-      '<th scope="row"></th><td class="spark hide-sm"></td><td class="qty hide-xs"></td><td class="price">…</td>' +
-      '<td class="value">…</td><td class="day">…</td><td class="return hide-sm">…</td>';
-    row.querySelector("th").textContent = symbol;
+      '<th scope="row"><span class="sym"></span><small class="ccy"></small></th><td class="spark hide-sm"></td>' +
+      '<td class="qty hide-xs"></td><td class="price">…</td><td class="value">…</td><td class="day">…</td>' +
+      '<td class="return hide-sm">…</td>';
+    row.querySelector(".sym").textContent = symbol;
     body.append(row);
+    drawSparkline(row.querySelector(".spark"), sparks.get(symbol));
     client.subscribeToAsset(symbol);
   }
   return row;
 }
 
+function drawPosition(card, row, state) {
+  row.dataset.quantity = String(state.quantity);
+  row.querySelector(".qty").textContent = String(state.quantity);
+  if (state.name) row.querySelector("th").title = state.name;
+  const base = card.dataset.currency;
+  const tag = row.querySelector(".ccy");
+  if (state.currency) {
+    row.dataset.currency = state.currency;
+    tag.textContent = state.currency;
+    tag.classList.toggle("same", state.currency === base); // hidden on a phone
+    tag.title = state.fx == null ? "no rate yet" : `1 ${state.currency} = ${state.fx} ${base}`;
+    row.querySelector(".price").title = `in ${state.currency}`;
+  }
+  if (state.price != null) row.querySelector(".price").textContent = fmtPrice(state.price);
+  if (state.value != null) row.querySelector(".value").textContent = fmtMoney(state.value);
+  if (state.day != null) setSigned(row.querySelector(".day"), state.day, signed(state.day));
+  const ret = state.value == null || state.cost == null ? null : state.value - state.cost + state.realized + state.dividends;
+  if (ret != null) setSigned(row.querySelector(".return"), ret, signed(ret));
+}
+
+// A position as REST (and the first paint) describe it: everything about it.
+function positionKnown(card, pos) {
+  const state = {
+    name: pos.name || positions.get(keyOf(card, pos.symbol))?.name,
+    currency: pos.currency,
+    fx: pos.fx_rate,
+    quantity: pos.quantity,
+    price: pos.current_price,
+    value: pos.current_value,
+    day: pos.daily_change,
+    cost: pos.cost_basis,
+    realized: pos.realized_gain ?? 0,
+    dividends: pos.dividends ?? 0,
+  };
+  positions.set(keyOf(card, pos.symbol), state);
+  drawPosition(card, positionRow(card, pos.symbol), state);
+}
+
+// A pushed position (portfolio_update's positions_updated, position_update): its figures
+// are in the base currency already. positions_updated carries no rate, cost or currency: the
+// rate follows from value / (quantity x price); a position new to the page, or whose
+// quantity moved (its cost did too), is read again over REST.
 function applyPosition(card, pos, { quiet = false } = {}) {
+  const key = keyOf(card, pos.symbol);
+  const state = positions.get(key) || { realized: 0, dividends: 0 };
   const row = positionRow(card, pos.symbol);
-  row.dataset.quantity = String(pos.quantity);
-  row.querySelector(".qty").textContent = String(pos.quantity);
+  const moved = !positions.has(key) || Number(state.quantity) !== Number(pos.quantity);
+  if (moved) portfolioRefreshSoon(card.dataset.portfolioId);
+  positions.set(key, state);
+  state.quantity = pos.quantity;
+  if (pos.currency) state.currency = pos.currency;
+  if (pos.cost_basis != null) state.cost = pos.cost_basis;
   if (pos.current_price != null) {
     const before = lastPrice.get(pos.symbol);
-    const cell = row.querySelector(".price");
-    cell.textContent = fmtPrice(pos.current_price);
-    if (!quiet && before != null && before !== pos.current_price) flash(cell, Math.sign(pos.current_price - before));
+    if (!quiet && before != null && before !== pos.current_price) {
+      flash(row.querySelector(".price"), Math.sign(pos.current_price - before));
+    }
     lastPrice.set(pos.symbol, pos.current_price);
+    state.price = pos.current_price;
+  }
+  if (pos.fx_rate !== undefined) {
+    state.fx = pos.fx_rate;
+  } else if (pos.current_value != null && Number(pos.quantity) && Number(pos.current_price)) {
+    state.fx = pos.current_value / (pos.quantity * pos.current_price);
   }
   if (pos.current_value != null) {
-    const cell = row.querySelector(".value");
-    const old = cell.textContent;
-    cell.textContent = fmtMoney(pos.current_value);
-    if (!quiet && old !== cell.textContent) flash(cell, 1);
-    const ret = pos.total_return ?? pos.current_value - Number(row.dataset.quantity) * Number(row.dataset.averageCost);
-    setSigned(row.querySelector(".return"), ret, signed(ret));
+    const old = row.querySelector(".value").textContent;
+    state.value = pos.current_value;
+    if (!quiet && old !== fmtMoney(state.value)) flash(row.querySelector(".value"), 1);
   }
-  if (pos.daily_change != null) setSigned(row.querySelector(".day"), pos.daily_change, signed(pos.daily_change));
+  if (pos.daily_change != null) state.day = pos.daily_change;
+  drawPosition(card, row, state);
+}
+
+// A live price for a position's asset: its value in the base currency at the last known rate.
+function positionPriced(row, quote) {
+  const card = row.closest(".portfolio");
+  const state = card && positions.get(keyOf(card, row.dataset.symbol));
+  if (!state) return;
+  state.price = quote.price;
+  if (state.fx != null) {
+    const qty = Number(state.quantity);
+    state.value = qty * quote.price * state.fx;
+    if (quote.previous_close != null) state.day = qty * (quote.price - quote.previous_close) * state.fx;
+  }
+  drawPosition(card, row, state);
+}
+
+// The portfolio as the REST API values it now: its figures, every position (rows for new
+// ones, none for deleted ones).
+function portfolioShow(p) {
+  const card = cardOf(p.id);
+  if (!card) return;
+  applyPortfolio({ ...p, portfolio_id: p.id, positions_updated: [] }, { fromSnapshot: true });
+  const held = new Set(p.positions.map((pos) => pos.symbol));
+  for (const row of card.querySelectorAll(".positions tbody tr[data-symbol]")) {
+    if (!held.has(row.dataset.symbol)) {
+      positions.delete(keyOf(card, row.dataset.symbol));
+      row.remove();
+    }
+  }
+  for (const pos of p.positions) positionKnown(card, pos);
+}
+
+async function portfolioRefresh(id) {
+  const result = await api("GET", `/api/portfolios/${id}/`);
+  if (result.ok) portfolioShow(result.data);
+}
+
+const refreshTimers = new Map();
+function portfolioRefreshSoon(id) {
+  if (refreshTimers.has(id)) return;
+  refreshTimers.set(
+    id,
+    setTimeout(() => {
+      refreshTimers.delete(id);
+      portfolioRefresh(id);
+    }, 300),
+  );
 }
 
 function applyPortfolio(data, { fromSnapshot = false } = {}) {
@@ -402,6 +501,7 @@ client.onMessageType("notification", (data) => {
   if (data.kind !== "price_alert") showToast(data.message);
 });
 const alerts = initAlerts({ client, api, showToast });
+const performance = initPerformance({ client, api });
 
 // What the server confirmed on this connection (tests wait on it before publishing).
 const subscribed = new Set();
@@ -414,7 +514,11 @@ client.onMessageType("unsubscribed", (data) =>
 );
 
 // First paint from the server's data, then live.
-for (const { summary } of initial.portfolios) applyPortfolio(summary, { fromSnapshot: true });
+for (const { summary, positions: held } of initial.portfolios) {
+  applyPortfolio({ ...summary, positions_updated: [] }, { fromSnapshot: true });
+  const card = cardOf(summary.portfolio_id);
+  if (card) for (const pos of held) positionKnown(card, pos);
+}
 for (const card of document.querySelectorAll(".portfolio")) drawChart(card);
 for (const item of initial.watchlist) {
   if (item.quote) applyAsset(item.quote);
@@ -430,4 +534,4 @@ client.connect();
 window.addEventListener("online", () => client.reconnectNow());
 
 // Tests and curious users can look at the live client.
-window.tickerflow = { client, subscribed, alerts };
+window.tickerflow = { client, subscribed, alerts, performance, portfolioRefresh };

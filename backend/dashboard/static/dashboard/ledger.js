@@ -1,18 +1,15 @@
 // The ledger on the dashboard (templates/dashboard/_ledger.html inside each portfolio card):
 // the latest transactions, an add form and a CSV import that lists its errors by line, over
-// the REST API (docs/protocol.md, "Transactions", "Import"). It also gives each position its
-// currency and keeps its value in the portfolio's base currency (price x quantity x fx).
+// the REST API (docs/protocol.md, "Transactions", "Import"). After each change the card is
+// redrawn from REST by dashboard.js (window.tickerflow.portfolioRefresh), which draws the
+// positions.
 //
 // Loaded before dashboard.js (document order) and started on DOMContentLoaded, once
-// dashboard.js has run: its live client is window.tickerflow.client, and our handlers run
-// after its own, so they correct what it drew for a position in another currency.
+// dashboard.js has run and window.tickerflow exists.
 
 const csrfToken = document.querySelector('meta[name="csrf-token"]').content;
 const RECENT = 50;
-const money = new Intl.NumberFormat(undefined, { minimumFractionDigits: 2, maximumFractionDigits: 2 });
 const plain = new Intl.NumberFormat(undefined, { maximumFractionDigits: 10 });
-const signed = (v) => `${v > 0 ? "+" : v < 0 ? "−" : ""}${money.format(Math.abs(v))}`;
-const held = new Map(); // "<portfolio id>:<symbol>" -> what the REST portfolio said of the position
 
 async function call(method, url, body) {
   const headers = { "X-CSRFToken": csrfToken, Accept: "application/json" };
@@ -35,136 +32,8 @@ async function call(method, url, body) {
   return { ok: response.ok, status: response.status, data };
 }
 
-function setSigned(node, value) {
-  if (!node || value == null || Number.isNaN(value)) return;
-  node.textContent = signed(value);
-  node.classList.toggle("up", value > 0);
-  node.classList.toggle("down", value < 0);
-}
-
-// --- positions: currency and base-currency values -------------------------------------------
-
-const cardOf = (id) => document.querySelector(`.portfolio[data-portfolio-id="${id}"]`);
-const rowOf = (card, symbol) => card.querySelector(`.positions tr[data-symbol="${CSS.escape(symbol)}"]`);
-
-function labelHeads(card) {
-  const base = card.dataset.currency;
-  for (const th of card.querySelectorAll(".positions thead th")) {
-    if (["Value", "Today", "Return"].includes(th.dataset.label || th.textContent)) {
-      th.dataset.label = th.dataset.label || th.textContent;
-      const unit = document.createElement("span");
-      unit.className = "base-ccy";
-      unit.textContent = ` (${base})`;
-      th.replaceChildren(th.dataset.label, unit);
-    }
-  }
-}
-
-function tagRow(card, row, state) {
-  row.dataset.currency = state.currency;
-  const th = row.querySelector("th");
-  let tag = th.querySelector(".ccy");
-  if (!tag) {
-    tag = document.createElement("small");
-    tag.className = "ccy";
-    th.firstChild ? th.firstChild.after(tag) : th.append(tag);
-  }
-  tag.textContent = state.currency;
-  tag.classList.toggle("same", state.currency === card.dataset.currency); // hidden on a phone
-  tag.title = state.fx == null ? "no rate yet" : `1 ${state.currency} = ${plain.format(state.fx)} ${card.dataset.currency}`;
-  row.querySelector(".price").title = `in ${state.currency}`;
-}
-
-// Value, today and return of one position from what we know of it, in the base currency.
-function redraw(row, state) {
-  if (state.price == null || state.fx == null) return;
-  const value = state.quantity * state.price * state.fx;
-  if (state.fx !== 1) {
-    row.querySelector(".value").textContent = money.format(value);
-    if (state.previousClose != null) setSigned(row.querySelector(".day"), state.quantity * (state.price - state.previousClose) * state.fx);
-  }
-  setSigned(row.querySelector(".return"), value - state.cost + state.realized + state.dividends);
-}
-
-function remember(card, position) {
-  const key = `${card.dataset.portfolioId}:${position.symbol}`;
-  const state = {
-    ...(held.get(key) || {}),
-    currency: position.currency,
-    fx: position.fx_rate,
-    quantity: position.quantity,
-    price: position.current_price,
-    cost: position.cost_basis,
-    realized: position.realized_gain,
-    dividends: position.dividends,
-  };
-  held.set(key, state);
-  return state;
-}
-
-// The portfolio as the REST API values it now, drawn through the live client's own
-// portfolio_update handlers (dashboard.js adds rows for new positions), then tagged.
-async function refreshPortfolio(id) {
-  const card = cardOf(id);
-  const result = await call("GET", `/api/portfolios/${id}/`);
-  if (!card || !result.ok) return;
-  const p = result.data;
-  const { client } = window.tickerflow;
-  const update = {
-    portfolio_id: p.id, name: p.name, currency: p.currency, total_value: p.total_value, total_cost: p.total_cost,
-    daily_change: p.daily_change, daily_change_percent: p.daily_change_percent, total_return: p.total_return,
-    total_return_percent: p.total_return_percent, value_changed: true, valued_at: p.valued_at,
-    positions_updated: p.positions.map((pos) => ({
-      symbol: pos.symbol, quantity: pos.quantity, current_price: pos.current_price,
-      current_value: pos.current_value, daily_change: pos.daily_change,
-    })),
-  };
-  for (const handler of [...(client.handlers.get("portfolio_update") || [])]) handler(update, { type: "portfolio_update", data: update });
-  const symbols = new Set(p.positions.map((pos) => pos.symbol));
-  for (const row of card.querySelectorAll(".positions tbody tr[data-symbol]")) if (!symbols.has(row.dataset.symbol)) row.remove();
-  decorate(card, p.positions);
-}
-
-function decorate(card, positions) {
-  labelHeads(card);
-  for (const position of positions) {
-    const row = rowOf(card, position.symbol);
-    if (!row) continue;
-    const state = remember(card, position);
-    tagRow(card, row, state);
-    // dashboard.js draws a quantity x price: right in the base currency only when fx is 1.
-    if (state.fx != null && state.fx !== 1 && position.current_value != null) {
-      row.querySelector(".value").textContent = money.format(position.current_value);
-      setSigned(row.querySelector(".day"), position.daily_change);
-    }
-    setSigned(row.querySelector(".return"), position.total_return);
-  }
-}
-
-function onAsset(data) {
-  for (const card of document.querySelectorAll(".portfolio")) {
-    const state = held.get(`${card.dataset.portfolioId}:${data.symbol}`);
-    const row = state && rowOf(card, data.symbol);
-    if (!row) continue;
-    state.price = data.price;
-    state.previousClose = data.previous_close;
-    redraw(row, state);
-  }
-}
-
-function onPortfolio(data) {
-  const card = cardOf(data.portfolio_id);
-  if (!card) return;
-  for (const pos of data.positions_updated || []) {
-    const state = held.get(`${data.portfolio_id}:${pos.symbol}`);
-    const row = state && rowOf(card, pos.symbol);
-    if (!row) continue;
-    state.quantity = pos.quantity;
-    if (pos.current_price != null) state.price = pos.current_price;
-    if (pos.current_value != null && pos.quantity && pos.current_price) state.fx = pos.current_value / (pos.quantity * pos.current_price);
-    if (pos.current_value != null) setSigned(row.querySelector(".return"), pos.current_value - state.cost + state.realized + state.dividends);
-  }
-}
+// The card's figures and positions as the server values them after a change.
+const refreshPortfolio = (id) => window.tickerflow.portfolioRefresh(id);
 
 // --- the ledger panel -----------------------------------------------------------------------
 
@@ -331,19 +200,9 @@ function wire(panel) {
   });
 }
 
-async function start() {
-  const { client } = window.tickerflow;
-  client.onMessageType("asset_update", onAsset);
-  client.onMessageType("portfolio_update", onPortfolio);
+function start() {
   for (const panel of document.querySelectorAll("details.ledger")) wire(panel);
-  const result = await call("GET", "/api/portfolios/");
-  if (result.ok) {
-    for (const p of result.data) {
-      const card = cardOf(p.id);
-      if (card) decorate(card, p.positions);
-    }
-  }
-  window.tickerflow.ledger = { refreshPortfolio, loadLedger, ready: true };
+  window.tickerflow.ledger = { loadLedger, ready: true };
 }
 
 document.addEventListener("DOMContentLoaded", start);
