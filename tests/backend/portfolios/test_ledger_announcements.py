@@ -12,7 +12,7 @@ from decimal import Decimal
 import pytest
 from django.contrib.auth.models import User
 
-from backend.portfolios.models import Portfolio, Position
+from backend.portfolios.models import Portfolio, Position, Transaction
 from backend.portfolios.services.csv_import import transactions_import
 from backend.portfolios.services.portfolios import position_add, position_change, position_remove
 from backend.portfolios.services.transactions import TransactionInput, transaction_delete, transaction_record
@@ -44,7 +44,7 @@ def main() -> Portfolio:
     return Portfolio.objects.create(owner=User.objects.create_user("ann"), name="Main")
 
 
-def buy(portfolio: Portfolio, symbol: str, day: str) -> TransactionInput:
+def buy(portfolio: Portfolio, symbol: str, day: str) -> Transaction:
     at = datetime.fromisoformat(day).replace(hour=15, tzinfo=UTC)
     data = TransactionInput(type="buy", symbol=symbol, quantity=D(5), price=D(10), fee=D(0), executed_at=at)
     return transaction_record(portfolio=portfolio, data=data).transaction
@@ -84,11 +84,11 @@ def test_adding_a_position_opens_its_holding(main, heard):
 
 def test_an_import_announces_once_from_its_earliest_day_with_every_holding(main, heard):
     content = (
-        "date,type,symbol,quantity,price,fee,amount,ratio,currency,fx_rate,external_id\n"
-        "2026-01-07,buy,AAPL,10,100,0,,,,,\n"
-        "2026-01-05,buy,MSFT,4,150,0,,,,,\n"
-        "2026-01-09,sell,AAPL,4,120,0,,,,,\n"
-    ).encode()
+        b"date,type,symbol,quantity,price,fee,amount,ratio,currency,fx_rate,external_id\n"
+        b"2026-01-07,buy,AAPL,10,100,0,,,,,\n"
+        b"2026-01-05,buy,MSFT,4,150,0,,,,,\n"
+        b"2026-01-09,sell,AAPL,4,120,0,,,,,\n"
+    )
     result = transactions_import(portfolio=main, content=content)
     assert result.created == 3
     assert heard == [
