@@ -8,6 +8,7 @@ from __future__ import annotations
 import logging
 import random
 import time
+from dataclasses import dataclass, field
 from typing import Any
 
 from celery import Task, current_app, shared_task
@@ -129,15 +130,33 @@ def fetch_price_batch(self: Task, symbols: list[str], run_id: int | None = None,
     return result.as_dict()
 
 
+@dataclass
+class FollowUp:
+    """What follows a stored batch's publish: the symbols whose price changed (to revalue)
+    and the firings (to email). The stream process runs it off its flush thread."""
+
+    changed: list[str] = field(default_factory=list)
+    fired: list[int] = field(default_factory=list)
+
+
 def stored_batch_complete(result: BatchResult) -> None:
     """The steps after a batch's quotes are stored, whoever stored them (a fetch, a forced
     refresh, the stream): check its quotes against the alerts (their notifications join the
     batch's events), publish its events, email the firings, chain the revaluation of what
     changed."""
+    batch_follow_up(batch_deliver(result))
+
+
+def batch_deliver(result: BatchResult) -> FollowUp:
+    """The part clients wait on: the alerts check and the publish; returns the rest."""
     fired = batch_alerts_check(result)
     batch_publish(result)
-    alert_emails_enqueue(fired)
-    revaluation_chain(result.changed)
+    return FollowUp(changed=list(result.changed), fired=fired)
+
+
+def batch_follow_up(follow_up: FollowUp) -> None:
+    alert_emails_enqueue(follow_up.fired)
+    revaluation_chain(follow_up.changed)
 
 
 def batch_publish(result: BatchResult) -> int:

@@ -4,8 +4,11 @@ through the same path as a fetched batch (docs/architecture.md, "Streaming").
 
 One asyncio loop reads the socket and never waits on the database: every flush, and the
 re-read of the tracked symbols, runs on one helper thread (one database connection, flushes
-in order), and the flush calls `tasks.prices.stored_batch_complete` there, directly, as a
-fetch task does. docs/operations.md, "Streaming quotes", says why this is not a Celery task.
+in order). There a flush is stored, checked against the alerts and published, directly, as a
+fetch task does (`tasks.prices.stored_batch_complete`'s steps); what follows the publish
+(emailing firings, the revaluation request) runs on a second thread, merged across flushes,
+so the next flush never waits for it. docs/operations.md, "Streaming quotes", says why this
+is not a Celery task.
 """
 
 from __future__ import annotations
@@ -15,7 +18,10 @@ import contextlib
 import logging
 import random
 import signal
+import statistics
+import threading
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any
@@ -32,7 +38,7 @@ from backend.market.services.stream.conflate import Conflator
 from backend.market.services.stream.state import stream_state_clear, stream_state_write
 from backend.market.services.stream.store import stream_trades_store
 
-from .prices import stored_batch_complete
+from .prices import FollowUp, batch_deliver, batch_follow_up
 
 logger = logging.getLogger(__name__)
 
@@ -41,6 +47,7 @@ STATE_EVERY = 1.0  # seconds between two writes of the state (health, status, me
 RECONNECT_BASE, RECONNECT_CAP = 0.5, 30.0  # seconds: jittered exponential backoff
 CONNECTION_HELD = 30.0  # a connection that lived this long starts the backoff over
 FAILED_FLUSH_PAUSE = 1.0  # seconds before retrying a flush the database or Redis refused
+FLUSH_TIMES_KEPT = 500  # recent flushes whose durations the state reports (p50, p99)
 
 
 def backoff_delay(attempt: int, *, base: float = RECONNECT_BASE, cap: float = RECONNECT_CAP) -> float:
@@ -72,13 +79,14 @@ class StreamRunner:
         state_every: float = STATE_EVERY,
         backoff: tuple[float, float] = (RECONNECT_BASE, RECONNECT_CAP),
         tracked: Callable[[], Sequence[str]] = tracked_symbols,
-        complete: Callable[[BatchResult], None] = stored_batch_complete,
+        complete: Callable[[BatchResult], FollowUp | None] = batch_deliver,
+        follow_up: Callable[[FollowUp], None] = batch_follow_up,
     ) -> None:
         self.source = source
         self.flush_seconds = (flush_ms if flush_ms is not None else settings.MARKET_STREAM_FLUSH_MS) / 1000
         self.max_symbols = max_symbols if max_symbols is not None else settings.MARKET_STREAM_MAX_SYMBOLS
         self.symbols_every, self.state_every, self.backoff = symbols_every, state_every, backoff
-        self.tracked, self.complete = tracked, complete
+        self.tracked, self.complete, self.follow_up = tracked, complete, follow_up
         self.conflator = Conflator()
         self.followed: set[str] = set()
         self.subscribed: set[str] = set()
@@ -89,8 +97,15 @@ class StreamRunner:
         self.last_trade: dict[str, float] = {}
         self.totals = dict.fromkeys(("messages", "trades", "bad_frames", "flushes", "reconnects", "stored"), 0)
         self._reported = dict(self.totals)
+        # (store, hand-on) seconds of recent flushes: what the state reports as their p50 / p99.
+        self.flush_times: deque[tuple[float, float]] = deque(maxlen=FLUSH_TIMES_KEPT)
         self._rates = (time.monotonic(), 0, 0)
         self._db = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-db")
+        # Follow-ups wait here, merged, while one runs: a slow Redis or broker never queues one
+        # task per flush behind it.
+        self._after = ThreadPoolExecutor(max_workers=1, thread_name_prefix="stream-after")
+        self._after_lock = threading.Lock()
+        self._after_pending: FollowUp | None = None
         self._subscribing = asyncio.Lock()
         self.stop = asyncio.Event()
         self._pending = asyncio.Event()
@@ -133,6 +148,7 @@ class StreamRunner:
             logger.warning("stream: could not clear its state: %s", error)
         await asyncio.get_running_loop().run_in_executor(self._db, _connection_close)
         self._db.shutdown(wait=True)
+        self._after.shutdown(wait=True)  # the last flush's revaluation request goes out too
         logger.info("stream: stopped after %d trades in %d flushes", self.totals["trades"], self.totals["flushes"])
 
     # --- the socket -------------------------------------------------------------------
@@ -263,6 +279,7 @@ class StreamRunner:
     def _flush_sync(self, trades: list[Trade]) -> BatchResult | None:
         """Store one flush and hand it on (publish, alerts, revaluation). None: nothing was
         stored (the database or Redis refused): the caller keeps the trades for the next."""
+        started = time.perf_counter()
         try:
             close_old_connections()
             result = stream_trades_store(trades=trades, source=self.source.quote_source)
@@ -272,11 +289,35 @@ class StreamRunner:
             return None
         self.totals["flushes"] += 1
         self.totals["stored"] += len(result.stored)
+        stored = time.perf_counter()
         try:
-            self.complete(result)
+            follow_up = self.complete(result)
         except Exception:
             logger.exception("stream: handing on a stored flush of %d quotes failed", len(result.stored))
+        else:
+            if follow_up is not None:
+                self._follow_up_add(follow_up)
+        self.flush_times.append((stored - started, time.perf_counter() - stored))
         return result
+
+    def _follow_up_add(self, follow_up: FollowUp) -> None:
+        with self._after_lock:
+            pending, self._after_pending = self._after_pending, follow_up
+            if pending is not None:  # not taken yet: one follow-up for both flushes
+                follow_up.changed = list(dict.fromkeys(pending.changed + follow_up.changed))
+                follow_up.fired = pending.fired + follow_up.fired
+                return
+        self._after.submit(self._follow_up_run)
+
+    def _follow_up_run(self) -> None:
+        with self._after_lock:
+            follow_up, self._after_pending = self._after_pending, None
+        if follow_up is None:
+            return
+        try:
+            self.follow_up(follow_up)
+        except Exception:
+            logger.exception("stream: the follow-up of %d changed symbols failed", len(follow_up.changed))
 
     # --- state for health, status and metrics ---------------------------------------------
     def state(self) -> dict[str, str | int | float]:
@@ -296,7 +337,21 @@ class StreamRunner:
             "reconnects": self.totals["reconnects"],
             "last_message_at": self.last_message_at or "",
             "last_error": self.last_error,
+            **self._flush_quantiles(),
         }
+
+    def _flush_quantiles(self) -> dict[str, float]:
+        """p50 / p99 in ms of the recent flushes: storing, handing on (the alert check and
+        the publish; the follow-up runs elsewhere), and both; nothing before the first flush."""
+        times = list(self.flush_times)
+        if not times:
+            return {}
+        out: dict[str, float] = {}
+        for name, values in (("store", [a for a, _ in times]), ("hand_on", [b for _, b in times]),
+                             ("flush", [a + b for a, b in times])):  # fmt: skip
+            cuts = statistics.quantiles(values, n=100, method="inclusive") if len(values) > 1 else values * 99
+            out[f"{name}_p50_ms"], out[f"{name}_p99_ms"] = round(cuts[49] * 1000, 2), round(cuts[98] * 1000, 2)
+        return out
 
     def _state_write(self, state: dict[str, str | int | float], last_trades: dict[str, float]) -> None:
         stream_state_write(state=state, last_trades=last_trades)

@@ -139,4 +139,5 @@ def status_data(request: Request) -> Response:
     overview["connections"] = status_parts.connection_stats()
     overview["source_health"] = status_parts.source_health()
     overview["alerts"] = status_parts.alert_stats()
+    overview["stream"] = status_parts.stream_stats()
     return Response(overview)

@@ -1,6 +1,7 @@
-"""The live parts of the staff status page: connections (the push layer's registry) and
-data-source health (the pipeline). Each is read on its own and a failure is reported in the
-page's data, not raised: an operator page must render while Redis is down."""
+"""The live parts of the staff status page: connections (the push layer's registry),
+data-source health (the pipeline), alerts and the stream process. Each is read on its own
+and a failure is reported in the page's data, not raised: an operator page must render
+while Redis is down."""
 
 from __future__ import annotations
 
@@ -9,6 +10,7 @@ from collections.abc import Callable
 from typing import Any
 
 from backend.market.services.manager import data_sources_health
+from backend.market.services.stream.state import stream_status
 from backend.ops.status import alerts_status
 from backend.realtime.registry import ConnectionManager
 
@@ -47,3 +49,10 @@ def source_health() -> dict[str, Any]:
 
 def alert_stats() -> dict[str, Any]:
     return _reported(alerts_status)
+
+
+def stream_stats() -> dict[str, Any]:
+    """The stream process as health and the status API show it (docs/operations.md,
+    "Monitoring"): on or off, running, connected, symbols followed with each one's last trade
+    age, messages and trades per second."""
+    return _reported(stream_status)

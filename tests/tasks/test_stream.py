@@ -24,7 +24,7 @@ from backend.market.services.refresh import BatchResult
 from backend.market.services.sources.base import QuoteData
 from backend.market.services.stream.finnhub import FinnhubStream
 from backend.market.services.stream.state import stream_status
-from tasks.stream import StreamRunner, backoff_delay, followed_pick
+from tasks.stream import FollowUp, StreamRunner, backoff_delay, followed_pick
 from tests.fakes.stream import FakeStream, fake_stream
 
 pytestmark = pytest.mark.django_db(transaction=True)
@@ -140,6 +140,15 @@ def test_trades_are_conflated_per_symbol_and_flushed_as_one_batch(fake, assets):
     assert len(h.results) == 2
 
 
+def test_a_crypto_pair_is_followed_under_finnhubs_exchange_symbol_and_stored_under_ours(fake, assets):
+    Asset.objects.create(symbol="BTC-USD", tracking_status="tracked", asset_type="crypto")
+    with Harness(fake, ["AAA", "BTC-USD"]) as h:
+        fake.wait_for(lambda: fake.subscriptions == {"AAA", "BINANCE:BTCUSDT"}, what="the exchange symbol followed")
+        fake.trades([{"s": "BINANCE:BTCUSDT", "p": 97012.5, "t": int(time.time() * 1000), "v": 1}])
+        wait(lambda: h.stored() == {"BTC-USD": "97012.5"}, what="BTC-USD stored")
+        assert Quote.objects.get(asset__symbol="BTC-USD").source == "finnhub_ws"
+
+
 def test_streamed_and_polled_quotes_keep_their_order(fake, assets):
     now = datetime.now(UTC)
     quotes_store(quotes=[QuoteData(symbol="AAA", price=Decimal(50), source="yahoo", quoted_at=now)])
@@ -202,6 +211,9 @@ def test_state_shows_connection_symbols_and_trade_ages_and_metrics_count(fake, a
         assert (state["source"], state["symbols_followed"], state["url"]) == ("finnhub", 2, fake.url)
         assert state["symbols"]["AAA"]["last_trade_age_seconds"] < 5
         assert state["symbols"]["BBB"]["last_trade_at"] is None
+        wait(lambda: stream_status()["flush_times_ms"]["flush_p50"] is not None, what="the flush's duration")
+        times = stream_status()["flush_times_ms"]
+        assert 0 < times["store_p50"] <= times["flush_p50"] <= times["flush_p99"]
         wait(lambda: {n for n, _, _ in counters()} >= {"stream_trades", "stream_flushes"})
         web = Client()
         web.force_login(User.objects.create_user("ops", password="ops-pass-123", is_staff=True))
@@ -213,6 +225,48 @@ def test_state_shows_connection_symbols_and_trade_ages_and_metrics_count(fake, a
     assert stream_status()["running"] is False  # cleared on a clean stop
     totals = {name: value for name, labels, value in counters() if name.startswith("stream_")}
     assert min(totals["stream_trades"], totals["stream_flushes"]) >= 1
+
+
+def test_follow_ups_run_off_the_flush_thread_and_merge_while_one_is_running():
+    started, release = threading.Event(), threading.Event()
+    seen: list[tuple[list[str], list[int], str]] = []
+
+    def slow(follow_up: FollowUp) -> None:
+        seen.append((follow_up.changed, follow_up.fired, threading.current_thread().name))
+        started.set()
+        release.wait(10)
+
+    runner = StreamRunner(FinnhubStream(url="ws://127.0.0.1:9", api_key="k"), follow_up=slow, tracked=list)
+    runner._follow_up_add(FollowUp(changed=["AAA"], fired=[1]))
+    assert started.wait(10)
+    runner._follow_up_add(FollowUp(changed=["BBB", "AAA"], fired=[2]))
+    runner._follow_up_add(FollowUp(changed=["CCC", "BBB"], fired=[]))
+    release.set()
+    runner._after.shutdown(wait=True)
+    assert [(changed, fired) for changed, fired, _ in seen] == [(["AAA"], [1]), (["BBB", "AAA", "CCC"], [2])]
+    assert all(name.startswith("stream-after") for _, _, name in seen)  # not the flush thread
+
+
+def test_a_flush_is_published_before_its_follow_up_requests_the_revaluation(fake, assets, monkeypatch):
+    import tasks.prices as price_tasks
+
+    order: list[str] = []
+    monkeypatch.setattr(price_tasks, "batch_publish", lambda result: order.append(f"publish {result.stored}"))
+    monkeypatch.setattr(price_tasks, "revaluation_chain", lambda changed: order.append(f"revalue {changed}"))
+    runner = StreamRunner(
+        FinnhubStream(url=fake.url, api_key="k"), flush_ms=50, symbols_every=0.1, tracked=lambda: ["AAA"]
+    )
+    loop = asyncio.new_event_loop()
+    thread = threading.Thread(target=loop.run_until_complete, args=(runner.run(),), daemon=True)
+    thread.start()
+    try:
+        fake.wait_for(lambda: fake.subscriptions == {"AAA"})
+        fake.trade("AAA", 12.5)
+        wait(lambda: len(order) == 2, what="the publish and the revaluation request")
+    finally:
+        loop.call_soon_threadsafe(runner.request_stop)
+        thread.join(15)
+    assert order == ["publish ['AAA']", "revalue ['AAA']"]
 
 
 def test_a_clean_stop_flushes_what_is_pending(fake, assets):

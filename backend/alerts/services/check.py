@@ -132,7 +132,23 @@ def firing_event(firing: Firing) -> Event:
     return notification_event(firing.owner_id, cast(Notification, payload))
 
 
-def _execute(cursor: Any, columns: list[list[Any]]) -> list[tuple[Any, ...]]:
+def pg_array_literal(values: Iterable[object]) -> str:
+    """A PostgreSQL array literal (`{"a","b",NULL}`) of the values' text, for a `%s::type[]`
+    parameter. The driver adapts a list element by element in Python (about 0.4 ms for a
+    50-quote batch's four columns, a sixth of the whole check); one string is parsed by the
+    server's array input instead. Every element is quoted, so a symbol spelled NULL stays a
+    string; None is SQL NULL."""
+    items = []
+    for value in values:
+        if value is None:
+            items.append("NULL")
+            continue
+        text = value.isoformat() if isinstance(value, datetime) else str(value)
+        items.append('"' + text.replace("\\", "\\\\").replace('"', '\\"') + '"')
+    return "{" + ",".join(items) + "}"
+
+
+def _execute(cursor: Any, columns: list[str]) -> list[tuple[Any, ...]]:
     """The prepared statement on an autocommit connection (prepared once per connection), the
     plain one inside a transaction. A connection that lost its prepared statement (a pooler
     reset it) prepares it again; failing that, the plain statement runs."""
@@ -156,8 +172,8 @@ def _execute(cursor: Any, columns: list[list[Any]]) -> list[tuple[Any, ...]]:
 
 
 def _check_sql(rows: list[CheckedQuote]) -> list[Firing]:
-    columns: list[list[Any]] = [[r.symbol for r in rows], [r.price for r in rows], [r.change_percent for r in rows]]
-    columns.append([r.quoted_at for r in rows])
+    columns = [pg_array_literal(r.symbol for r in rows), pg_array_literal(r.price for r in rows)]
+    columns += [pg_array_literal(r.change_percent for r in rows), pg_array_literal(r.quoted_at for r in rows)]
     for attempt in range(1, ATTEMPTS + 1):
         try:
             with connection.cursor() as cursor:

@@ -11,7 +11,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from backend.alerts.models import Alert, AlertEvent
-from backend.alerts.services.check import alerts_check
+from backend.alerts.services.check import alerts_check, pg_array_literal
 
 from .conftest import make_alert, q
 
@@ -161,3 +161,32 @@ def test_one_statement_per_batch_whatever_the_number_of_alerts(ann, bob):
         result = alerts_check(quotes=batch)
     assert len(queries) == 1
     assert len(result.fired) == AlertEvent.objects.count() > 0
+
+
+def test_symbols_that_read_as_sql_words_and_quotes_without_change_percent_pass_the_statement_intact(impl, ann):
+    # The batch goes to PostgreSQL as array literals: a symbol spelled NULL must stay a string.
+    make_alert(ann, "NULL", "above", "10")
+    make_alert(ann, "BRK/B", "below", "500")
+    make_alert(ann, "^GSPC", "change_percent_below", "-1")
+    fired = check(
+        q("NULL", "10.000001", 1), q("BRK/B", "499.5", 1), q("^GSPC", "5000", 1, change_percent="-1.25")
+    ).fired
+    assert sorted((f.symbol, f.price, f.change_percent) for f in fired) == [
+        ("BRK/B", Decimal("499.5"), None),
+        ("NULL", Decimal("10.000001"), None),
+        ("^GSPC", Decimal("5000"), Decimal("-1.25")),
+    ]
+    assert {f.quoted_at for f in fired} == {q("X", "1", 1).quoted_at}
+
+
+def test_array_literal_round_trips_text_decimals_times_and_nulls():
+    if connection.vendor != "postgresql":
+        pytest.skip("PostgreSQL's array input")
+    moment = q("X", "1", 1).quoted_at
+    texts = ["NULL", 'say "hi"', "back\\slash", "a,b{c}"]
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "SELECT %s::varchar[], %s::numeric[], %s::timestamptz[]",
+            [pg_array_literal(texts), pg_array_literal([Decimal("1.000001"), None]), pg_array_literal([moment])],
+        )
+        assert cursor.fetchone() == (texts, [Decimal("1.000001"), None], [moment])

@@ -65,6 +65,8 @@ function render(data) {
           }),
   );
 
+  document.getElementById("stream").replaceChildren(...streamParts(data.stream));
+
   const health = data.source_health;
   const sources = data.sources.map((s) => {
     const live = health && (health[s.name] || health.items?.find?.((i) => i.name === s.name));
@@ -115,6 +117,31 @@ function render(data) {
       ]),
     ),
   );
+}
+
+const age = (s) => (s == null ? "no trade yet" : `${Number(s).toFixed(1)} s ago`);
+
+// The stream process: its state, rates and each followed symbol's last trade age.
+function streamParts(stream) {
+  if (!stream) return [h("p", { class: "muted" }, "Stream state not available on this build.")];
+  if (stream.error) return [h("p", { class: "down" }, `Stream state failed: ${stream.error}`)];
+  if (!stream.enabled) return [h("p", { class: "muted" }, "Streaming is off (MARKET_STREAM_SOURCE is empty).")];
+  if (!stream.running) return [badge("not running", "bad")];
+  const state = stream.connected ? badge("connected", "ok") : badge("disconnected", "bad");
+  const facts = h(
+    "p",
+    { id: "stream-facts" },
+    state,
+    ` ${stream.source} · ${stream.symbols_followed} of at most ${stream.max_symbols} symbols followed · `,
+    `${stream.messages_per_second} messages/s, ${stream.trades_per_second} trades/s · flush every ${stream.flush_ms} ms · `,
+    `${stream.reconnects} reconnects`,
+    ...(stream.flush_times_ms?.flush_p50 != null
+      ? [` · a flush takes ${stream.flush_times_ms.flush_p50} ms (p99 ${stream.flush_times_ms.flush_p99} ms)`]
+      : []),
+    ...(stream.last_error ? [` · last error: ${stream.last_error}`] : []),
+  );
+  const symbols = Object.entries(stream.symbols || {}).map(([symbol, s]) => [symbol, when(s.last_trade_at), age(s.last_trade_age_seconds)]);
+  return [facts, table(["Symbol", "Last trade", "Age"], symbols)];
 }
 
 async function refresh() {

@@ -6,6 +6,13 @@ In: `{"type":"trade","data":[{"s":"AAPL","p":189.95,"t":1700000000123,"v":100,"c
 `{"type":"error","msg":"..."}`. A frame that is not JSON, and a trade entry without a symbol,
 a time or a usable price (missing, zero, negative, NaN), is logged and skipped; the other
 entries of the same frame are kept.
+
+Crypto trades on Finnhub's socket are named by exchange and pair (`BINANCE:BTCUSDT`), while a
+tracked crypto symbol is Yahoo's `BTC-USD`: CRYPTO_SYMBOLS maps one to the other, both ways
+(the frames we send name Finnhub's symbol, the trades it sends come back as ours). Binance's
+USDT pairs are the most traded ones Finnhub streams; USDT is a dollar stablecoin, so its price
+stands for the dollar price the poll stores. A `-USD` symbol missing from the table is not
+streamed (Finnhub would not know it): it stays polled.
 """
 
 from __future__ import annotations
@@ -25,12 +32,32 @@ from .base import Parsed, Trade
 
 logger = logging.getLogger(__name__)
 
+# Tracked symbol -> the symbol Finnhub's trade socket uses for it (docs/operations.md,
+# "Streaming quotes"). Add a row to stream another pair.
+CRYPTO_SYMBOLS: dict[str, str] = {
+    "BTC-USD": "BINANCE:BTCUSDT",
+    "ETH-USD": "BINANCE:ETHUSDT",
+    "SOL-USD": "BINANCE:SOLUSDT",
+    "XRP-USD": "BINANCE:XRPUSDT",
+    "BNB-USD": "BINANCE:BNBUSDT",
+    "DOGE-USD": "BINANCE:DOGEUSDT",
+    "ADA-USD": "BINANCE:ADAUSDT",
+    "LTC-USD": "BINANCE:LTCUSDT",
+}
+_OURS = {theirs: ours for ours, theirs in CRYPTO_SYMBOLS.items()}
+
+
+def finnhub_symbol(symbol: str) -> str:
+    """The name Finnhub's socket gives a tracked symbol (a stock keeps its own)."""
+    return CRYPTO_SYMBOLS.get(symbol, symbol)
+
 
 def _trade(entry: Any) -> Trade:
     if not isinstance(entry, dict):
         raise InvalidQuote(f"trade entry is not an object: {str(entry)[:80]!r}")
     try:
-        symbol = symbol_normalize(str(entry.get("s") or ""))
+        raw = str(entry.get("s") or "")
+        symbol = symbol_normalize(_OURS.get(raw, raw))
     except InvalidSymbol as error:
         raise InvalidQuote(f"bad symbol: {error}") from None
     price = parse_price(entry.get("p"))
@@ -88,14 +115,16 @@ class FinnhubStream:
 
     def supports(self, symbol: str) -> bool:
         # Finnhub streams trades of listed instruments; indexes (^GSPC) and Yahoo-style FX
-        # pairs (EURUSD=X) are only polled.
-        return not symbol.startswith("^") and "=" not in symbol
+        # pairs (EURUSD=X) are only polled, and so is a crypto pair it has no name for.
+        if symbol in CRYPTO_SYMBOLS:
+            return True
+        return not symbol.startswith("^") and "=" not in symbol and not symbol.endswith("-USD")
 
     def subscribe_frame(self, symbol: str) -> str:
-        return json.dumps({"type": "subscribe", "symbol": symbol})
+        return json.dumps({"type": "subscribe", "symbol": finnhub_symbol(symbol)})
 
     def unsubscribe_frame(self, symbol: str) -> str:
-        return json.dumps({"type": "unsubscribe", "symbol": symbol})
+        return json.dumps({"type": "unsubscribe", "symbol": finnhub_symbol(symbol)})
 
     def ping_reply(self) -> str | None:
         return None

@@ -21,6 +21,9 @@ from backend.core.redis import redis_client
 STATE_KEY = "tf:stream:state"
 TRADES_KEY = "tf:stream:trades"  # symbol -> epoch seconds of its last trade
 STATE_TTL = 15
+# What a flush took, p50 / p99 in ms over the recent ones (tasks/stream.py): storing it,
+# handing it on (the alert check and the publish), and both.
+FLUSH_TIMES = tuple(f"{part}_{q}_ms" for part in ("store", "hand_on", "flush") for q in ("p50", "p99"))
 
 
 def stream_state_write(*, state: Mapping[str, str | int | float], last_trades: Mapping[str, float]) -> None:
@@ -87,6 +90,7 @@ def stream_status() -> dict[str, Any]:
         "reconnects": int(number("reconnects") or 0),
         "last_message_age_seconds": _age(number("last_message_at"), now),
         "last_error": state.get("last_error") or None,
+        "flush_times_ms": {name.removesuffix("_ms"): number(name) for name in FLUSH_TIMES},
         "updated_age_seconds": _age(number("updated_at"), now),
         "symbols": {
             symbol: {"last_trade_at": _iso(last.get(symbol)), "last_trade_age_seconds": _age(last.get(symbol), now)}

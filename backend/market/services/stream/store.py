@@ -65,6 +65,9 @@ def stream_trades_store(*, trades: Sequence[Trade], source: str) -> BatchResult:
     outcome = quotes_store(quotes=quotes, refresh_older=False)
     result.stages = {"commit": time.perf_counter() - started}
     result.stored, result.changed, result.stale = outcome.stored, outcome.changed, outcome.stale
+    # Handed to the alert check, which would otherwise read the stored quotes back.
+    written = set(outcome.stored)
+    result.quotes = [q for q in quotes if q.symbol in written]
     result.failed = dict.fromkeys(outcome.missing, "quote not stored: no such asset")
     if outcome.stored:
         result.sources = {source: len(outcome.stored)}

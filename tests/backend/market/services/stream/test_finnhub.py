@@ -10,7 +10,7 @@ from decimal import Decimal
 import pytest
 
 from backend.market.services.stream import stream_source
-from backend.market.services.stream.finnhub import FinnhubStream, parse_finnhub_frame
+from backend.market.services.stream.finnhub import CRYPTO_SYMBOLS, FinnhubStream, parse_finnhub_frame
 
 
 def test_url_carries_the_token_and_frames_follow_one_symbol_each():
@@ -81,3 +81,24 @@ def test_bad_frames_and_bad_trades_are_logged_and_skipped(frame, rejected, caplo
     assert parsed.rejected == rejected
     assert all(t.symbol == "AAPL" and t.price == Decimal("1.5") for t in parsed.trades)  # good neighbours kept
     assert "finnhub stream" in caplog.text
+
+
+def test_crypto_pairs_are_followed_by_finnhubs_exchange_symbol_and_trade_back_as_ours():
+    source = FinnhubStream(url="wss://ws.finnhub.io", api_key="k")
+    assert json.loads(source.subscribe_frame("BTC-USD")) == {"type": "subscribe", "symbol": "BINANCE:BTCUSDT"}
+    assert json.loads(source.unsubscribe_frame("ETH-USD")) == {"type": "unsubscribe", "symbol": "BINANCE:ETHUSDT"}
+    frame = json.dumps({"type": "trade", "data": [{"s": "BINANCE:BTCUSDT", "p": 97012.5, "t": 1_700_000_000_000}]})
+    (trade,) = source.parse(frame).trades
+    assert (trade.symbol, trade.price) == ("BTC-USD", Decimal("97012.5"))
+    # Every row of the table maps back to the symbol it came from.
+    assert all(
+        source.parse(json.dumps({"type": "trade", "data": [{"s": theirs, "p": 1, "t": 1}]})).trades[0].symbol == ours
+        for ours, theirs in CRYPTO_SYMBOLS.items()
+    )
+
+
+def test_a_crypto_pair_finnhub_has_no_name_for_stays_polled_and_its_unknown_trades_are_rejected():
+    source = FinnhubStream(url="wss://ws.finnhub.io", api_key="k")
+    assert [source.supports(s) for s in ("BTC-USD", "PEPE-USD", "BRK-B")] == [True, False, True]
+    unmapped = source.parse(json.dumps({"type": "trade", "data": [{"s": "BINANCE:PEPEUSDT", "p": 1, "t": 1}]}))
+    assert (unmapped.trades, unmapped.rejected) == ((), 1)
