@@ -10,11 +10,13 @@ from datetime import date, timedelta
 from decimal import Decimal
 from typing import NamedTuple
 
+from django.db import connection
 from django.db.models import Q
 
 from backend.market.currency import currencies_of_major, pair_parse
 from backend.market.models import Asset
 from backend.performance.models import DailyValue
+from backend.performance.replay import ledger_read, rows_derive
 from backend.performance.returns import twr, xirr
 from backend.performance.sql import Day, closes_read, day_figures
 from backend.portfolios.models import Portfolio, Transaction
@@ -65,8 +67,16 @@ ROW = ("date", "value", "net_flows", "cost", "realized_gain", "dividends", "fees
 
 
 def _live(portfolio_id: int, today: date) -> Day | None:
-    """Today's row at the latest quotes (None: no transaction yet)."""
-    return day_figures(day=today, live=True, portfolio_ids=[portfolio_id]).get(portfolio_id)
+    """Today's row at the latest quotes (None: no transaction yet). On PostgreSQL the
+    set-based statement values the stored positions; elsewhere (SQLite, `make run`'s
+    default) the ledger is replayed for the day."""
+    if connection.vendor == "postgresql":
+        return day_figures(day=today, live=True, portfolio_ids=[portfolio_id]).get(portfolio_id)
+    ledger = ledger_read(portfolio_id)
+    if ledger is None or not ledger.rows or ledger.rows[0][1] > today:
+        return None
+    row = rows_derive(portfolio_id, ledger, today, today)[0]
+    return Day(today, row.value, row.net_flows, row.cost, row.realized_gain, row.dividends, row.fees)
 
 
 @dataclass(frozen=True)

@@ -85,13 +85,15 @@ needed AS (
   WHERE a.symbol IN (SELECT DISTINCT major || base || '=X' FROM held WHERE major <> base)
 ),
 closes AS (
-  SELECT a.id, a.symbol, CASE WHEN %(live)s THEN q.price ELSE h.price END AS price
+  -- Live: the latest quote, or the last history row when there is no quote yet (after a
+  -- backfill, before the first fetch), as closes_read does.
+  SELECT a.id, a.symbol, COALESCE(q.price, h.price) AS price
   FROM needed n
   JOIN market_asset a ON a.id = n.id
   LEFT JOIN market_quote q ON %(live)s AND q.asset_id = a.id
   LEFT JOIN LATERAL (
     SELECT ph.price FROM market_pricehistory ph
-    WHERE NOT %(live)s AND ph.asset_id = a.id AND ph.quoted_at < %(end)s
+    WHERE q.price IS NULL AND ph.asset_id = a.id AND ph.quoted_at < %(end)s
     ORDER BY ph.quoted_at DESC LIMIT 1
   ) h ON true
 ),

@@ -7,6 +7,7 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.db import connection
 
 from backend.market.models import Asset
 from backend.performance.models import DailyValue
@@ -24,6 +25,8 @@ from .conftest import TODAY, closes, day
 from .helpers import D, buy, dividend, sell
 
 pytestmark = pytest.mark.django_db
+# The set-based statements (sql.py) and the comparison with them run on PostgreSQL only.
+postgresql_only = pytest.mark.skipif(connection.vendor != "postgresql", reason="set-based pass: PostgreSQL")
 FIELDS = ("date", "value", "net_flows", "cost", "realized_gain", "dividends", "fees", "unpriced")
 
 
@@ -49,6 +52,7 @@ def ledgers(ann, main) -> list[Portfolio]:
     return [main, euro, busy]
 
 
+@postgresql_only
 def test_the_end_of_day_pass_writes_what_the_derivation_writes(ledgers):
     for portfolio in ledgers:  # closed up to the day before yesterday
         daily_values_derive(portfolio_id=portfolio.pk, since=date(2000, 1, 1), today=day(2))
@@ -184,6 +188,7 @@ def test_a_rerun_of_the_derivation_changes_nothing(main):
     assert rows(main) == once
 
 
+@postgresql_only
 def test_the_portable_close_reader_agrees_with_the_postgresql_one():
     from backend.performance.sql import _closes_portable, _closes_postgresql
 

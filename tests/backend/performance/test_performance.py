@@ -123,3 +123,14 @@ def test_money_is_kept_at_full_precision_until_sent(main):
     row = DailyValue.objects.get(portfolio=main, date=day(2))
     assert row.value == (Decimal("0.3333333333") * Decimal("100.123456")).quantize(Decimal("1e-10"))
     assert row.value != round(row.value, 2)
+
+
+def test_today_without_a_quote_yet_is_valued_at_the_last_close_not_at_zero(main):
+    """After a history backfill and before the first fetch (a fresh `make run`) there is no
+    quote: today keeps yesterday's close instead of falling to -100 %."""
+    closes("AAPL", {30: "100", 1: "120"})  # no quote for TODAY
+    buy(main, "AAPL", "10", "100", 30)
+    got = performance(main)
+    assert got.end_value == D(1200)
+    assert percent(got.twr) == D("20.00")
+    assert got.unrealized_gain == D(200)
