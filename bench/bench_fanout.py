@@ -23,7 +23,7 @@ import shlex
 import sys
 
 from bench.fanout.designs import BATCH_SIZE, DESIGNS, symbol_names
-from bench.fanout.processes import BASE_DIR, VAR, prepare_database
+from bench.fanout.processes import BASE_DIR, VAR, prepare_database, raise_fd_limit
 from bench.fanout.report import print_table
 from bench.fanout.run import run_one
 
@@ -39,11 +39,13 @@ def main(argv: list[str] | None = None) -> None:
         "--batch-size", type=int, default=BATCH_SIZE, help="symbols per publish_batch, spread evenly over each second"
     )
     parser.add_argument("--loadgen-procs", type=int, default=2)
-    parser.add_argument("--wave", type=int, default=40, help="concurrent handshakes (Daphne's backlog is 50)")
+    parser.add_argument("--processes", type=int, default=1, help="WEB_CONCURRENCY: Daphne processes on the port")
+    parser.add_argument("--wave", type=int, default=40, help="concurrent handshakes (a bare Daphne's backlog is 50)")
     parser.add_argument("--drain", type=float, default=30, help="max seconds to wait for stragglers")
     args = parser.parse_args(argv if argv is not None else shlex.split(os.environ.get("BENCH_FANOUT_ARGS", "")))
 
     sys.path.insert(0, str(BASE_DIR))
+    raise_fd_limit()
     if not os.environ.get("REDIS_URL"):
         from config.embedded import ensure_redis_url
 

@@ -1,6 +1,6 @@
-"""`make run`: the whole stack on one machine (web, worker, beat, Flower, and the stream
-process when MARKET_STREAM_SOURCE is set) through honcho, with the embedded Redis when
-REDIS_URL is unset and SQLite when DATABASE_URL is unset."""
+"""`make run`: the whole stack on one machine (web: WEB_CONCURRENCY Daphne processes, worker,
+beat, Flower, and the stream process when MARKET_STREAM_SOURCE is set) through honcho, with
+the embedded Redis when REDIS_URL is unset and SQLite when DATABASE_URL is unset."""
 
 from __future__ import annotations
 
@@ -65,6 +65,7 @@ def main() -> int:
     run_procfile = VAR_DIR / "Procfile.run"
     run_procfile.write_text(procfile_for_run((BASE_DIR / "Procfile").read_text()))
     port, flower_port = os.environ["PORT"], os.environ["FLOWER_PORT"]
+    web = os.environ.setdefault("WEB_CONCURRENCY", "1")  # the Procfile's `web` line (config/web.py) reads it
     user, _, password = os.environ["FLOWER_BASIC_AUTH"].partition(":")
     print(
         f"""
@@ -72,7 +73,7 @@ Tickerflow is starting ({os.environ["DJANGO_SETTINGS_MODULE"]}, Redis {redis_url
   dashboard  http://127.0.0.1:{port}/          login demo / demo
   admin      http://127.0.0.1:{port}/admin/    login admin / admin
   flower     http://127.0.0.1:{flower_port}/   login {user} / {password}
-  websocket  ws://127.0.0.1:{port}/ws/realtime/
+  websocket  ws://127.0.0.1:{port}/ws/realtime/   ({web} web process(es): WEB_CONCURRENCY)
 Ctrl-C stops every process.
 """,
         flush=True,

@@ -3,16 +3,19 @@ cookie, the Origin policy, and the periodic re-check of long connections."""
 
 from __future__ import annotations
 
+import asyncio
+import weakref
 from importlib import import_module
 from typing import Any
 from urllib.parse import urlsplit
 
-from channels.db import database_sync_to_async
-from channels.middleware import BaseMiddleware
+from channels.auth import get_user
 from django.conf import settings
 from django.contrib.auth import SESSION_KEY, get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.http.request import split_domain_port, validate_host
+
+from .batching import BatchLoader, TtlCache
 
 
 def _header(headers: list[tuple[bytes, bytes]], wanted: bytes) -> str | None:
@@ -32,33 +35,105 @@ def _token_from_headers(headers: list[tuple[bytes, bytes]]) -> str | None:
     return None
 
 
-@database_sync_to_async
-def _user_for_token(key: str) -> AbstractBaseUser | None:
+# (the user, whether permission_ok holds for them), or None: no such credential.
+Resolved = tuple[AbstractBaseUser, bool]
+
+
+def users_for_tokens(keys: list[str]) -> dict[str, Resolved]:
+    """The active users these token keys belong to, in one query."""
     from rest_framework.authtoken.models import Token
 
-    token = Token.objects.select_related("user").filter(key=key).first()
-    if token is None or not token.user.is_active:
-        return None
-    return token.user
+    tokens = Token.objects.select_related("user").filter(key__in=keys)
+    return {t.key: (t.user, permission_ok(t.user)) for t in tokens if t.user.is_active}
 
 
-class TokenAuthMiddleware(BaseMiddleware):
-    """Sets scope["user"] from a token header (wins over the session) and records
-    scope["auth_method"] = "token" | "session" | None and scope["auth_token"] for the
-    consumer's policy and re-checks."""
+def users_for_sessions(keys: list[str]) -> dict[str, Resolved]:
+    """The users these session keys are logged in as, checked as Django does (the session's
+    auth hash; a session whose hash no longer matches is flushed), in one database hop."""
+    store_class = import_module(settings.SESSION_ENGINE).SessionStore
+    found: dict[str, Resolved] = {}
+    for key in keys:
+        user = get_user.func({"session": store_class(key)})  # channels.auth's own check
+        if user.is_authenticated:
+            found[key] = (user, permission_ok(user))
+    return found
+
+
+def _ttl() -> float:
+    return float(settings.WEBSOCKET_AUTH_CACHE_SECONDS)
+
+
+class UserCache:
+    """One event loop's memory of who a token or a session is, kept WEBSOCKET_AUTH_CACHE_SECONDS
+    (a revoked credential is refused at connect after at most that; open connections are
+    re-checked by the hub's sweep). Misses are loaded in batches (consumers/batching.py)."""
+
+    def __init__(self) -> None:
+        self.tokens: TtlCache[str, Resolved | None] = TtlCache(_ttl)
+        self.sessions: TtlCache[str, Resolved | None] = TtlCache(_ttl)
+        self.token_loader = BatchLoader(users_for_tokens)
+        self.session_loader = BatchLoader(users_for_sessions)
+
+    async def token(self, key: str) -> Resolved | None:
+        return await self._resolve(self.tokens, self.token_loader, key)
+
+    async def session(self, key: str) -> Resolved | None:
+        return await self._resolve(self.sessions, self.session_loader, key)
+
+    @staticmethod
+    async def _resolve(
+        cache: TtlCache[str, Resolved | None], loader: BatchLoader[str, Resolved], key: str
+    ) -> Resolved | None:
+        found, value = cache.get(key)
+        if found:
+            return value
+        value = await loader.get(key)
+        cache.put(key, value)
+        return value
+
+
+_caches: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, UserCache] = weakref.WeakKeyDictionary()
+
+
+def user_cache() -> UserCache:
+    loop = asyncio.get_running_loop()
+    cache = _caches.get(loop)
+    if cache is None:
+        cache = _caches[loop] = UserCache()
+    return cache
+
+
+class WebsocketAuthMiddleware:
+    """Sets scope["user"] from a token header (wins over the session) or the session cookie,
+    and records scope["auth_method"] = "token" | "session" | None, scope["auth_token"],
+    scope["session"] (None without a session cookie; for the re-checks) and
+    scope["permission_ok"] (for admission). Runs inside Channels' CookieMiddleware and
+    replaces its session and auth middleware, which took two thread hops per connection even
+    for a token client, and a copy of the scope each that lived as long as the connection."""
+
+    def __init__(self, inner: Any) -> None:
+        self.inner = inner
 
     async def __call__(self, scope: dict[str, Any], receive: Any, send: Any) -> Any:
+        # CookieMiddleware hands every connection a scope of its own: completed in place.
+        cache = user_cache()
         key = _token_from_headers(scope.get("headers", []))
+        session_key = scope.get("cookies", {}).get(settings.SESSION_COOKIE_NAME)
+        store_class = import_module(settings.SESSION_ENGINE).SessionStore
+        scope["session"] = store_class(session_key) if session_key else None  # lazy: no query
+        resolved: Resolved | None = None
+        method: str | None = None
         if key is not None:
-            user = await _user_for_token(key)
-            scope["user"] = user or AnonymousUser()
-            scope["auth_method"] = "token" if user else None
-            scope["auth_token"] = key if user else None
-        else:
-            user = scope.get("user")
-            scope["auth_method"] = "session" if user is not None and user.is_authenticated else None
-            scope["auth_token"] = None
-        return await super().__call__(scope, receive, send)
+            resolved = await cache.token(key)
+            method = "token"
+        elif session_key:
+            resolved = await cache.session(session_key)
+            method = "session"
+        scope["user"] = resolved[0] if resolved else AnonymousUser()
+        scope["permission_ok"] = resolved[1] if resolved else False
+        scope["auth_method"] = method if resolved else None
+        scope["auth_token"] = key if resolved and method == "token" else None
+        return await self.inner(scope, receive, send)
 
 
 def origin_allowed(scope: dict[str, Any]) -> bool:

@@ -28,6 +28,7 @@ from channels.layers import get_channel_layer
 from django.conf import settings
 
 from backend.ops.logging import connection_id_var
+from backend.realtime.events import asset_event, portfolio_event
 from backend.realtime.groups import BATCH_MESSAGE_TYPE, BROADCAST_GROUP, RESYNC_MESSAGE_TYPE
 from backend.realtime.registry import ConnectionInfo
 from config.gc_policy import gc_collect_if_quiet, gc_tune_process
@@ -35,8 +36,11 @@ from config.gc_policy import gc_collect_if_quiet, gc_tune_process
 from .auth import credentials_check_many
 from .outbox import COALESCED_TYPES, encode_data, envelope_prefix
 from .registry import NodeRegistry, new_node_id
+from .snapshots import Snapshots
 
 if TYPE_CHECKING:
+    from backend.realtime.payloads import AssetUpdate, PortfolioUpdate
+
     from .realtime import RealtimeConsumer
 
 logger = logging.getLogger(__name__)
@@ -103,25 +107,6 @@ class Member:
         )
 
 
-@database_sync_to_async
-def _snapshots(*, symbols: set[str], portfolios: dict[int, int]) -> list[dict[str, Any]]:
-    """Current asset and portfolio snapshots as publishable events."""
-    from backend.market.selectors import quote_cached
-    from backend.portfolios.selectors import portfolio_snapshot
-    from backend.realtime.events import asset_event, portfolio_event
-
-    events: list[dict[str, Any]] = []
-    for symbol in sorted(symbols):
-        asset = quote_cached(symbol=symbol)
-        if asset is not None:
-            events.append(dict(asset_event(asset)))
-    for portfolio_id, user_id in sorted(portfolios.items()):
-        portfolio = portfolio_snapshot(portfolio_id=portfolio_id, user_id=user_id)
-        if portfolio is not None:
-            events.append(dict(portfolio_event(portfolio)))
-    return events
-
-
 _hubs: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, Hub] = weakref.WeakKeyDictionary()
 
 
@@ -139,6 +124,7 @@ class Hub:
         self.batches_received = 0
         self.last_batch_at = time.monotonic()
         self.last_collect_at = time.monotonic()
+        self.snapshots = Snapshots()
 
     @classmethod
     def current(cls) -> Hub:
@@ -190,6 +176,7 @@ class Hub:
         forget: list[tuple[RealtimeConsumer, str]] = []
         frames = 0
         for event in events:
+            self.snapshots.observe(event)
             members = self.groups.get(event["group"])
             if not members:
                 continue
@@ -294,12 +281,20 @@ class Hub:
 
     async def _resnapshot(self, why: str) -> None:
         """Send every local subscriber the current snapshot of what it subscribes to, the
-        same one a new subscription gets."""
-        events = await _snapshots(
-            symbols={s for c in self.connections for s in c.assets},
-            portfolios={p: c.user_id for c in self.connections for p in c.portfolios},
-        )
-        frames = self.dispatch(events)
+        same one a new subscription gets, read afresh: what the hub remembered may have
+        missed the lost events."""
+        self.snapshots.forget()
+        symbols = {s for c in self.connections for s in c.assets}
+        assets = await self.snapshots.asset_loader.get_many(symbols)
+        events = [asset_event(cast("AssetUpdate", a[1])) for a in assets.values() if a is not None and a[1] is not None]
+        owners = {p: c.user_id for c in self.connections for p in c.portfolios}
+        portfolios = await self.snapshots.portfolio_loader.get_many(owners)
+        events += [
+            portfolio_event(cast("PortfolioUpdate", p[1]))
+            for pid, p in portfolios.items()
+            if p is not None and p[0] == owners[pid]
+        ]
+        frames = self.dispatch([dict(e) for e in events])
         logger.warning("push hub: %s: re-sent %d snapshots (%d frames)", why, len(events), frames)
 
     async def _heartbeat(self) -> None:
@@ -323,6 +318,7 @@ class Hub:
             try:
                 now = time.monotonic()
                 await self._sweep_once(now, timeout, recheck)
+                self.snapshots.prune()
                 if gc_collect_if_quiet(now=now, last_batch_at=self.last_batch_at, last_collect_at=self.last_collect_at):
                     self.last_collect_at = time.monotonic()
             except asyncio.CancelledError:

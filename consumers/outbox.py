@@ -70,6 +70,22 @@ def daphne_protocol(send: Any) -> Any | None:
     return None
 
 
+def protocol_options_shared(protocol: Any) -> None:
+    """Autobahn copies its ~30 protocol options from the factory into every connection's own
+    attribute dict, unless the class has them already: about a kilobyte per idle connection
+    for values every connection of the process shares (Daphne sets them once, on its one
+    factory). Put them on the protocol class once, so later connections keep none of their own."""
+    cls, factory = type(protocol), getattr(protocol, "factory", None)
+    if factory is None or getattr(cls, "_tf_options_shared", False):
+        return
+    for name in getattr(cls, "CONFIG_ATTRS", ()):
+        value = getattr(factory, name, None)
+        # A function on a class becomes a method bound to each instance: those stay copied.
+        if name not in cls.__dict__ and hasattr(factory, name) and not callable(value):
+            setattr(cls, name, value)
+    cls._tf_options_shared = True
+
+
 def transport_write(transport: Any, data: bytes) -> None:
     """Write now when the Twisted transport holds nothing: one send() instead of a buffered
     write plus two epoll changes and a loop turn (measured: most of Daphne's per-client cost
@@ -113,6 +129,7 @@ class Outbox:
         self._drain_task: asyncio.Task[None] | None = None
         self._limit: int = settings.WEBSOCKET_SLOW_CLIENT_BUFFER_BYTES
         self._held = 0
+        self._replies: list[bytes] = []
 
     def envelope(self, prefix: str) -> str:
         self.seq += 1
@@ -127,11 +144,29 @@ class Outbox:
         the client sees 1, 2, 3... in order whatever is queued."""
         text = self.envelope(envelope_prefix(kind, encode_data(data), timestamp))
         protocol = self._protocol
-        if protocol is not None:
+        if protocol is None:
+            await self._send_text(text)
+        elif getattr(protocol, "_perMessageCompress", None) is not None:
             if protocol.state == protocol.STATE_OPEN:
                 protocol.sendMessage(text.encode(), False)
-            return
-        await self._send_text(text)
+        else:
+            # The replies of every message read in this loop turn (a client sends its
+            # subscribes together) leave in one socket write, not one each: in a reconnect
+            # storm the per-write cost was most of the server's time (docs/scale.md).
+            self._replies.append(ws_text_frame(text.encode()))
+            if len(self._replies) == 1:
+                asyncio.get_running_loop().call_soon(self._write_replies)
+
+    def _take_replies(self) -> bytes:
+        data = b"".join(self._replies)
+        self._replies.clear()
+        return data
+
+    def _write_replies(self) -> None:
+        protocol = self._protocol
+        data = self._take_replies()
+        if data and protocol is not None and protocol.state == protocol.STATE_OPEN:
+            transport_write(protocol.transport, data)
 
     def hold(self) -> None:
         """Queue pushes (still coalescing) until `release`: a subscribe's ack and snapshot go
@@ -192,7 +227,8 @@ class Outbox:
         self._pending.clear()
         self._uncoalesced = 0
         if getattr(protocol, "_perMessageCompress", None) is None:
-            transport_write(transport, b"".join(ws_text_frame(t) for t in texts))
+            # Replies queued before these pushes took lower seqs: they go first.
+            transport_write(transport, self._take_replies() + b"".join(ws_text_frame(t) for t in texts))
         else:
             for text in texts:
                 protocol.sendMessage(text, False)
@@ -205,6 +241,7 @@ class Outbox:
             await self._send_text(self.envelope(prefix))
 
     def close(self) -> None:
+        self._write_replies()  # before the close frame the caller sends next
         self.closed = True
         self._pending.clear()
         if self._retry is not None:

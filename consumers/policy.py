@@ -32,7 +32,12 @@ async def admission(scope: dict[str, Any]) -> str | int | None:
     # local program, so only a token admits it.
     if not has_origin(scope) and scope.get("auth_method") != "token":
         return NOT_AUTHENTICATED
-    if not await database_sync_to_async(permission_ok)(user):
+    # Resolved with the user by the auth middleware (no thread hop); computed here only for
+    # a scope built elsewhere.
+    allowed = scope.get("permission_ok")
+    if allowed is None:
+        allowed = await database_sync_to_async(permission_ok)(user)
+    if not allowed:
         return FORBIDDEN
     return None
 

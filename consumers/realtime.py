@@ -13,39 +13,17 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from channels.consumer import get_handler_name
-from channels.db import database_sync_to_async
 from channels.generic.websocket import AsyncWebsocketConsumer
 from django.conf import settings
 
 from backend.core.clock import utc_now_iso
-from backend.market.models import Asset
-from backend.market.selectors import quote_cached
-from backend.market.services.tracking import asset_track
-from backend.portfolios.selectors import portfolio_snapshot
 from backend.realtime.groups import asset_group, portfolio_group, user_group
-from backend.realtime.payloads import AssetUpdate, PortfolioUpdate, to_wire
 
 from . import schema
 from .hub import Hub, Member
-from .outbox import Outbox, daphne_protocol
+from .outbox import Outbox, daphne_protocol, protocol_options_shared
 from .policy import REFUSE, TOO_LARGE, TOO_MANY, RateLimiter, admission, message_too_large
-
-
-@database_sync_to_async
-def _asset_subscription(symbol: str) -> tuple[str, AssetUpdate | None]:
-    """The symbol's tracking status and latest quote, in one thread hop. A new well-formed
-    symbol starts being tracked (and is fetched promptly) as a side effect."""
-    status = Asset.objects.filter(symbol=symbol).values_list("tracking_status", flat=True).first()
-    if status is None:
-        status = asset_track(symbol=symbol).tracking_status
-    if status == Asset.TrackingStatus.UNKNOWN:
-        return str(status), None
-    return str(status), quote_cached(symbol=symbol)
-
-
-@database_sync_to_async
-def _portfolio_snapshot(portfolio_id: int, user_id: int) -> PortfolioUpdate | None:
-    return portfolio_snapshot(portfolio_id=portfolio_id, user_id=user_id)
+from .snapshots import UNKNOWN
 
 
 class RealtimeConsumer(Member, AsyncWebsocketConsumer):
@@ -66,6 +44,8 @@ class RealtimeConsumer(Member, AsyncWebsocketConsumer):
 
     async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
         self._daphne_protocol = daphne_protocol(send)
+        if self._daphne_protocol is not None:
+            protocol_options_shared(self._daphne_protocol)
         await super().__call__(scope, receive, send)
 
     # --- lifecycle --------------------------------------------------------------------
@@ -176,8 +156,13 @@ class RealtimeConsumer(Member, AsyncWebsocketConsumer):
         self.outbox.hold()
         try:
             self.hub.join(group, self)
-            status, snapshot = await _asset_subscription(symbol)
-            if status == Asset.TrackingStatus.UNKNOWN:
+            answer = await self.hub.snapshots.asset(symbol)
+            if answer is None:
+                self.hub.leave(group, self)
+                await self.error(schema.UNAVAILABLE, f"{symbol} cannot be subscribed right now", symbol=symbol)
+                return
+            status, snapshot = answer
+            if status == UNKNOWN:
                 self.hub.leave(group, self)
                 if not is_new:
                     self.assets.discard(symbol)
@@ -191,7 +176,7 @@ class RealtimeConsumer(Member, AsyncWebsocketConsumer):
                 await self._registry_update()
             await self.reply("subscribed", {"channel": "asset", "symbol": symbol})
             if snapshot is not None:
-                await self.reply("asset_update", to_wire(dict(snapshot)))
+                await self.reply("asset_update", snapshot)
         finally:
             self.outbox.release()
 
@@ -213,7 +198,7 @@ class RealtimeConsumer(Member, AsyncWebsocketConsumer):
         self.outbox.hold()
         try:
             self.hub.join(group, self)
-            snapshot = await _portfolio_snapshot(portfolio_id, self.user_id)
+            snapshot = await self.hub.snapshots.portfolio(portfolio_id, self.user_id)
             if snapshot is None:
                 if portfolio_id not in self.portfolios:
                     self.hub.leave(group, self)
@@ -223,7 +208,7 @@ class RealtimeConsumer(Member, AsyncWebsocketConsumer):
                 self.portfolios.add(portfolio_id)
                 await self._registry_update()
             await self.reply("subscribed", {"channel": "portfolio", "portfolio_id": portfolio_id})
-            await self.reply("portfolio_update", to_wire(dict(snapshot)))
+            await self.reply("portfolio_update", snapshot)
         finally:
             self.outbox.release()
 

@@ -4,6 +4,8 @@ key that expires, so a killed process's connections are forgotten within WEBSOCK
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import json
 import os
 import socket
@@ -13,8 +15,9 @@ from collections.abc import Iterable
 from typing import Any
 
 from django.conf import settings
+from redis.asyncio import BlockingConnectionPool, Redis
+from redis.typing import EncodableT, FieldT
 
-from backend.core.redis import redis_connect_async
 from backend.realtime.registry import PREFIX, ConnectionInfo
 
 
@@ -61,9 +64,21 @@ class NodeRegistry:
 
     def __init__(self, node: str, url: str | None = None) -> None:
         self.node = node
-        self.redis = redis_connect_async(url=url)
+        # A burst of connects waits for a pooled connection: redis-py's default pool raises
+        # MaxConnectionsError past its size, which closed sockets with 1011 (docs/scale.md).
+        pool = BlockingConnectionPool.from_url(
+            url or settings.REDIS_URL,
+            max_connections=settings.WEBSOCKET_REDIS_MAX_CONNECTIONS,
+            timeout=None,
+            socket_timeout=10,
+            socket_connect_timeout=5,
+        )
+        self.redis = Redis.from_pool(pool)
         self._admit = self.redis.register_script(_ADMIT)
         self._release = self.redis.register_script(_RELEASE)
+        self._updates: dict[FieldT, EncodableT] = {}
+        self._update_waiters: list[asyncio.Future[None]] = []
+        self._writer: asyncio.Task[None] | None = None
 
     async def heartbeat(self, connections: Iterable[ConnectionInfo]) -> None:
         """Refresh the heartbeat; after a Redis restart (our keys gone while we hold
@@ -92,9 +107,40 @@ class NodeRegistry:
         return bool(result)
 
     async def update(self, info: ConnectionInfo) -> None:
-        await self.redis.hset(f"{PREFIX}conns:{self.node}", info["connection_id"], _info_json(info))
+        """Rewrite a connection's entry; returns once it is in Redis. The updates of every
+        connection that asks meanwhile go in one HSET: a storm of subscribes was one Redis
+        round trip each, most of a reconnect storm's cost (docs/scale.md)."""
+        loop = asyncio.get_running_loop()
+        done: asyncio.Future[None] = loop.create_future()
+        self._updates[info["connection_id"]] = _info_json(info)
+        self._update_waiters.append(done)
+        if self._writer is None or self._writer.done():
+            self._writer = loop.create_task(self._write_updates())
+        await done
+
+    async def _write_updates(self) -> None:
+        await asyncio.sleep(0)  # let every connection woken by the same read ask first
+        while self._update_waiters:
+            mapping, waiters = self._updates, self._update_waiters
+            self._updates, self._update_waiters = {}, []
+            try:
+                if mapping:  # empty when every connection asking was released meanwhile
+                    await self.redis.hset(f"{PREFIX}conns:{self.node}", mapping=mapping)
+            except Exception as exc:
+                for waiter in waiters:
+                    if not waiter.done():
+                        waiter.set_exception(exc)
+                continue
+            for waiter in waiters:
+                if not waiter.done():
+                    waiter.set_result(None)
 
     async def release(self, info: ConnectionInfo) -> None:
+        # A pending or in-flight update must not write the entry back after it is deleted.
+        self._updates.pop(info["connection_id"], None)
+        if self._writer is not None and not self._writer.done():
+            with contextlib.suppress(Exception):
+                await asyncio.shield(self._writer)
         await self._release(args=[PREFIX, self.node, str(info["user_id"]), info["connection_id"]])
 
     async def forget_node(self) -> None:

@@ -1,8 +1,8 @@
-from channels.auth import AuthMiddlewareStack
 from channels.routing import URLRouter
+from channels.sessions import CookieMiddleware
 from django.urls import path
 
-from .auth import TokenAuthMiddleware
+from .auth import WebsocketAuthMiddleware
 from .predictions import StockPredictionsConsumer
 from .realtime import RealtimeConsumer
 
@@ -11,4 +11,4 @@ websocket_urlpatterns = [
     path("ws/stock_predictions/", StockPredictionsConsumer.as_asgi()),
 ]
 
-websocket_application = AuthMiddlewareStack(TokenAuthMiddleware(URLRouter(websocket_urlpatterns)))
+websocket_application = CookieMiddleware(WebsocketAuthMiddleware(URLRouter(websocket_urlpatterns)))

@@ -20,6 +20,7 @@ INVALID_SYMBOL = "invalid_symbol"
 UNKNOWN_SYMBOL = "unknown_symbol"
 NOT_FOUND = "not_found"
 SUBSCRIPTION_LIMIT = "subscription_limit"
+UNAVAILABLE = "unavailable"  # a subscribe the server could not answer now; the client may retry
 
 
 class ProtocolError(Exception):

@@ -5,9 +5,11 @@ from __future__ import annotations
 
 import base64
 import os
+import signal
 import socket
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 from bench.fanout.designs import DESIGNS
@@ -21,7 +23,8 @@ def bench_env(db: Path, layer: str) -> dict[str, str]:
     env = dict(os.environ)
     env.update(
         DJANGO_SETTINGS_MODULE=SETTINGS,
-        DATABASE_URL=f"sqlite:///{db}",
+        # BENCH_DATABASE_URL: a database of your own (PostgreSQL, as deployed); else scratch SQLite.
+        DATABASE_URL=os.environ.get("BENCH_DATABASE_URL") or f"sqlite:///{db}",
         CHANNEL_LAYER_BACKEND=layer,
         WEBSOCKET_MAX_CONNECTIONS_PER_USER="1000000",
         CHANNEL_LAYER_MAX_CONNECTIONS="20000",
@@ -45,6 +48,11 @@ def prepare_database(db: Path, symbols: list[str]) -> str:
         f"Asset.objects.bulk_create([Asset(symbol=s, tracking_status='tracked') for s in {symbols!r}])\n"
         "print(Token.objects.create(user=u).key)\n"
     )
+    return manage_shell(script, env)
+
+
+def manage_shell(script: str, env: dict[str, str]) -> str:
+    """Run `script` in `manage.py shell` with `env`; the last line it printed."""
     out = subprocess.run(
         [sys.executable, "manage.py", "shell", "-c", script],
         cwd=BASE_DIR,
@@ -54,6 +62,16 @@ def prepare_database(db: Path, symbols: list[str]) -> str:
         text=True,
     )
     return out.stdout.strip().splitlines()[-1]
+
+
+def stop_server(server: subprocess.Popen[bytes], timeout: float = 30) -> None:
+    """SIGTERM, then SIGKILL if it is still there after `timeout` seconds."""
+    server.send_signal(signal.SIGTERM)
+    try:
+        server.wait(timeout)
+    except subprocess.TimeoutExpired:
+        server.kill()
+        server.wait()
 
 
 def clean_redis(url: str) -> None:
@@ -95,3 +113,28 @@ def proc_rss_kb(pid: int) -> int:
         if line.startswith("VmRSS:"):
             return int(line.split()[1])
     return 0
+
+
+def server_pids(pid: int, processes: int, timeout: float = 60) -> list[int]:
+    """The Daphne processes serving: `pid` itself, or the web runner's `processes` children."""
+    if processes <= 1:
+        return [pid]
+    deadline = time.monotonic() + timeout
+    while True:
+        found = sorted(
+            int(c) for task in Path(f"/proc/{pid}/task").iterdir() for c in (task / "children").read_text().split()
+        )
+        if len(found) >= processes or time.monotonic() > deadline:
+            return found
+        time.sleep(0.2)
+
+
+def raise_fd_limit() -> int:
+    """Soft open-files limit up to the hard one: thousands of sockets in the server and the
+    load generators (children inherit it). Returns the limit now in force."""
+    import resource
+
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    if soft < hard:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))
+    return resource.getrlimit(resource.RLIMIT_NOFILE)[0]

@@ -7,7 +7,6 @@ import argparse
 import multiprocessing as mp
 import os
 import shlex
-import signal
 import subprocess
 import sys
 import time
@@ -23,6 +22,8 @@ from bench.fanout.processes import (
     clean_redis,
     proc_cpu_seconds,
     proc_rss_kb,
+    server_pids,
+    stop_server,
     warm_up,
 )
 from bench.fanout.publisher import publisher_main
@@ -45,19 +46,13 @@ def run_one(design: str, clients: int, args: argparse.Namespace, db: Path, token
         if os.environ.get("BENCH_PROFILE")
         else []
     )
+    # --processes N (WEB_CONCURRENCY): the web runner's N Daphne children on one port
+    # (config/web.py); figures are summed over the children.
+    server = [sys.executable, *profile, "-m", "daphne", *shlex.split(os.environ.get("BENCH_DAPHNE_ARGS", ""))]
+    if getattr(args, "processes", 1) > 1:
+        server = [sys.executable, "-m", "config.web", "--processes", str(args.processes)]
     daphne = subprocess.Popen(
-        [
-            sys.executable,
-            *profile,
-            "-m",
-            "daphne",
-            *shlex.split(os.environ.get("BENCH_DAPHNE_ARGS", "")),
-            "--bind",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            app,
-        ],
+        [*server, "--bind", "127.0.0.1", "--port", str(port), app],
         cwd=BASE_DIR,
         env=env,
         stdout=log,
@@ -69,7 +64,11 @@ def run_one(design: str, clients: int, args: argparse.Namespace, db: Path, token
         wait_port(port)
         warm_up(port, token)  # the bare app sets Django up on its first connection
         time.sleep(1.0)
-        rss_idle = proc_rss_kb(daphne.pid)
+        servers = server_pids(daphne.pid, getattr(args, "processes", 1))
+        for _ in servers:  # every child's hub started, as the first client of each does
+            warm_up(port, token)
+        time.sleep(1.0)
+        rss_idle = sum(proc_rss_kb(p) for p in servers)
         out = ctx.Queue()
         stop = ctx.Event()
         shares = [list(range(k, clients, args.loadgen_procs)) for k in range(args.loadgen_procs)]
@@ -90,16 +89,16 @@ def run_one(design: str, clients: int, args: argparse.Namespace, db: Path, token
             failed += bad
         connect_seconds = time.monotonic() - connect_started
         time.sleep(1.0)
-        rss_connected = proc_rss_kb(daphne.pid)
+        rss_connected = sum(proc_rss_kb(p) for p in servers)
         pub_out = ctx.Queue()
         publisher = ctx.Process(
             target=publisher_main, args=(str(db), layer, style, symbols, args.duration, args.batch_size, pub_out)
         )
-        cpu0, wall0 = proc_cpu_seconds(daphne.pid), time.monotonic()
+        cpu0, wall0 = sum(proc_cpu_seconds(p) for p in servers), time.monotonic()
         publisher.start()
         published = pub_out.get(timeout=args.duration + 300)
         publisher.join(30)
-        cpu1, wall1 = proc_cpu_seconds(daphne.pid), time.monotonic()
+        cpu1, wall1 = sum(proc_cpu_seconds(p) for p in servers), time.monotonic()
         counts: dict[str, int] = published["counts"]
         expected = sum(
             counts[s]
@@ -118,7 +117,7 @@ def run_one(design: str, clients: int, args: argparse.Namespace, db: Path, token
             elif time.monotonic() - last_change > 3:
                 break
             time.sleep(0.2)
-        rss_end = proc_rss_kb(daphne.pid)
+        rss_end = sum(proc_rss_kb(p) for p in servers)
         stop.set()
         latencies: list[float] = []
         lost = 0
@@ -160,9 +159,5 @@ def run_one(design: str, clients: int, args: argparse.Namespace, db: Path, token
         for proc in procs:
             if proc.is_alive():
                 proc.terminate()
-        daphne.send_signal(signal.SIGTERM)
-        try:
-            daphne.wait(20)
-        except subprocess.TimeoutExpired:
-            daphne.kill()
+        stop_server(daphne, timeout=20)
         log.close()

@@ -40,6 +40,19 @@ LOGIN_THROTTLE_WINDOW_SECONDS: int = env.int("LOGIN_THROTTLE_WINDOW_SECONDS", de
 LOGIN_THROTTLE_USERNAME_FAILURES: int = env.int("LOGIN_THROTTLE_USERNAME_FAILURES", default=10)
 LOGIN_THROTTLE_ADDRESS_FAILURES: int = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES", default=100)
 
+# --- Scale: subscribe answers and the web processes (docs/scale.md) -----------------------
+# Asset subscribe answers (quotes, tracking status) are kept in each Daphne process's memory
+# for WEBSOCKET_SNAPSHOT_TTL, refreshed by the events its hub routes; portfolio snapshots
+# and token / session users are read at each subscribe / connect unless
+# WEBSOCKET_AUTH_CACHE_SECONDS is raised; misses and concurrent reads are batched. WEBSOCKET_REDIS_MAX_CONNECTIONS bounds each process's registry
+# pool: a burst waits for a pooled connection instead of failing. WEB_CONCURRENCY and
+# WEB_LISTEN_BACKLOG are read by config/web.py itself, before Django starts.
+WEBSOCKET_SNAPSHOT_TTL: float = env.float("WEBSOCKET_SNAPSHOT_TTL", default=30.0)
+# 0 by default: a revoked token or an ended session is refused at the very next connect
+# (concurrent connects still share one lookup). Raise it to trade that for fewer lookups.
+WEBSOCKET_AUTH_CACHE_SECONDS: float = env.float("WEBSOCKET_AUTH_CACHE_SECONDS", default=0.0)
+WEBSOCKET_REDIS_MAX_CONNECTIONS: int = env.int("WEBSOCKET_REDIS_MAX_CONNECTIONS", default=50)
+
 # --- History backfill (tasks/history.py; docs/history-and-demo.md) --------------------------
 # Days of daily closes loaded once for a symbol that becomes held without any history.
 HISTORY_BACKFILL_DAYS: int = env.int("HISTORY_BACKFILL_DAYS", default=365)

@@ -15,7 +15,7 @@ INSTALL_DIR = "/opt/tickerflow"
 ENV_FILE = "/etc/tickerflow/tickerflow.env"
 
 COMMANDS = {
-    "web": "/.venv/bin/daphne --bind 127.0.0.1 --port ${PORT} --proxy-headers config.asgi:application",
+    "web": "/.venv/bin/python -m config.web --bind 127.0.0.1 --port ${PORT} --proxy-headers config.asgi:application",
     "worker": "/.venv/bin/celery --app config worker",
     "beat": "/.venv/bin/celery --app config beat --loglevel INFO --scheduler "
     "django_celery_beat.schedulers:DatabaseScheduler",
