@@ -55,6 +55,16 @@ class EventsBuildTimer:
         self._module.events_build = self._build
 
 
+def portfolio_updates(cursor) -> tuple[int, int]:
+    """(UPDATEs, of which HOT) of portfolios_portfolio so far: a refresh's UPDATE should be HOT
+    (migration 0007; docs/revaluation-performance.md)."""
+    cursor.execute("SELECT pg_stat_force_next_flush()")
+    time.sleep(0.6)  # other connections flush their counters within a second of going idle
+    cursor.execute("SELECT n_tup_upd, n_tup_hot_upd FROM pg_stat_user_tables WHERE relname = 'portfolios_portfolio'")
+    updates, hot = cursor.fetchone()
+    return updates, hot
+
+
 def _setup_django() -> None:
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.test")
     import django
@@ -224,6 +234,8 @@ def _run(node: str) -> list[tuple[str, float, str]]:
     # median and the best of them, and the last one's queries.
     stored_times: list[float] = []
     events_times: list[float] = []
+    with connection.cursor() as cursor:
+        updates_before = portfolio_updates(cursor)
     with EventsBuildTimer() as timer:
         for _ in range(ROUNDS):
             with connection.cursor() as cursor:
@@ -254,6 +266,9 @@ def _run(node: str) -> list[tuple[str, float, str]]:
             f"{settings.PORTFOLIO_RECALC_CONNECTIONS} connections",
         )
     )
+    with connection.cursor() as cursor:
+        updates, hot = (now - before for now, before in zip(portfolio_updates(cursor), updates_before, strict=True))
+    rows.append(("    HOT updates", 0.0, f"{hot} of the rounds' {updates} portfolio UPDATEs were HOT"))
     for query in captured.captured_queries:
         if float(query["time"]) >= 0.01:
             rows.append(("    sql (this thread's)", float(query["time"]), " ".join(query["sql"].split()[:4])[:70]))

@@ -14,6 +14,7 @@ from typing import Any
 import pytest
 from django.db import connection, transaction
 
+from backend.market.models import Asset
 from backend.portfolios.models import Portfolio, PortfolioSnapshot, Position, ValuedPrice
 from backend.portfolios.services import revaluation
 from backend.portfolios.services.revaluation import Audience, RevalueResult, orm_pass, sql_pass
@@ -188,3 +189,31 @@ def test_the_sql_and_orm_passes_store_identical_figures_and_build_identical_even
     assert sql == orm
     assert orm["counts"][1:] == (0, 0)
     assert orm["events"] == []
+
+
+def test_the_passes_agree_at_the_packing_bounds_of_converted_sums(ann, bob, monkeypatch):
+    """Prices are converted before the one packed sum per portfolio and base: values as large
+    as the ORM pass's 28-digit context allows (10^17), with 24 decimals, in two bases in one
+    share, come out of it exact."""
+    quote_set("EURGBP=X", "0.856789", "0.851234")
+    quote_set("EURUSD=X", "1.087654", "1.081234")
+    quote_set("SAP.DE", "99999999.999999", "99999998.123457")
+    quote_set("VOD.L", "72.345679", "71.990001")
+    Asset.objects.filter(symbol="SAP.DE").update(currency="EUR")
+    Asset.objects.filter(symbol="VOD.L").update(currency="GBp")
+    pounds = Portfolio.objects.create(owner=ann, name="Big pounds", base_currency="GBP")
+    hold(pounds, "SAP.DE", "5000000000.1234567891", "1.000001")
+    hold(pounds, "VOD.L", "0.0000000001", "70.5")
+    dollars = Portfolio.objects.create(owner=bob, name="Big dollars", base_currency="USD")
+    hold(dollars, "SAP.DE", "4000000000.0000000001", "99999999.999999")
+    ids = [pounds.pk, dollars.pk]
+
+    sql, orm = both_passes(
+        monkeypatch,
+        lambda: revaluation.portfolios_revalue(portfolio_ids=ids, now=T0, audience=Audience.EVERYONE),
+    )
+
+    assert sql == orm
+    values = {pk: value for pk, value, *_ in orm["figures"]}
+    assert values[pounds.pk] > Decimal("4e17")
+    assert values[dollars.pk] > Decimal("4e17")

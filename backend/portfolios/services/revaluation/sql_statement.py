@@ -1,9 +1,10 @@
 """The PostgreSQL revaluation pass of one share of portfolios as ONE statement.
 
-Lock the share's rows in id order, aggregate their open positions with the latest quotes per
-portfolio and asset currency, convert each sum at its currency's rate into the base currency
-(a join on the pairs' quotes, market/currency.py's rules), derive the figures in NUMERIC with
-the ledger figures, UPDATE only the portfolios whose figures or valued prices changed, record
+Convert each asset's latest quote into each base currency of the share once (a join on the
+pairs' quotes, market/currency.py's rules), aggregate the open positions per portfolio and
+base in ONE pass over them (no join to the portfolios per position), lock the share's rows in
+id order and keep each portfolio's own base, derive the figures in NUMERIC with the ledger
+figures, UPDATE only the portfolios whose figures or valued prices changed, record
 the pass's prices once (a valuation epoch: pairs included), mark newly valued positions,
 insert the snapshots, and RETURN what was stored and the moved positions of the portfolios
 someone hears about.
@@ -11,13 +12,14 @@ someone hears about.
 Exactness (valuation.figures_derive's figures, stored at the model's 10 places, to the last
 digit):
 - Every product and sum is exact NUMERIC. The aggregation sums ONE product per position,
-  `quantity * (price * 10^80 + previous_close * 10^40) + cost`, instead of three: the three
-  sums come apart exactly afterwards. Each has at most 16 decimals (10 of quantity + 6 of a
-  price) and stays under 10^22 in size, so `value * 10^80` is a multiple of 10^64 and the
-  rest is smaller than 10^64 / 2: round(sum, -64) is exactly `value * 10^80`; likewise
-  round(rest, -24) is `previous * 10^40`. Signs do not matter (rounding, not truncation).
-  A rate has at most 8 decimals (a pair's 6, times 0.01 for a minor unit): a converted sum
-  at most 24, exact too.
+  `quantity * (price * fx * 10^100 + previous_close * fx_previous * 10^50) + cost`, instead
+  of three: the three sums come apart exactly afterwards. A rate has at most 8 decimals (a
+  pair's 6, times 0.01 for a minor unit), so the value and the previous value have at most
+  24 decimals (10 of quantity + 6 of a price + 8) and the cost at most 16; each stays under
+  10^25 in size (a stored figure is under 10^20). So `value * 10^100` is a multiple of 10^76
+  and the rest is smaller than 10^76 / 2: round(sum, -76) is exactly `value * 10^100`;
+  likewise round(rest, -26) is `previous * 10^50`. Signs do not matter (rounding, not
+  truncation).
 - Ratios are divided at 60 decimal places, then rounded half-even to the stored 10 with
   tf_round_half_even (migration 0004; PostgreSQL's round() goes half away from zero). A
   ratio of two such sums that is not exactly a tie lies at least 10^-57 away from one, so
@@ -43,10 +45,12 @@ PLACES = 10
 _LISTED = {
     "position_members": "AND pos.portfolio_id = ANY(%(ids)s::bigint[])",
     "portfolio_members": "AND id = ANY(%(ids)s::bigint[])",
+    "base_members": "AND id = ANY(%(ids)s::bigint[])",
 }
 _SPANNED = {
     "position_members": "",
     "portfolio_members": "AND id IN (SELECT portfolio_id FROM sums)",
+    "base_members": "",  # every portfolio of the span (at worst one base too many)
 }
 
 

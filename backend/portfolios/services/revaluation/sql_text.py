@@ -14,29 +14,58 @@ WITH prices AS NOT MATERIALIZED (
     -- Each asset's latest price and its previous close (none: no change today).
     SELECT asset_id, price, coalesce(previous_close, price) AS previous FROM market_quote
 ),
+bases AS MATERIALIZED (
+    -- The base currencies of the share's portfolios, numbered: a row or two.
+    SELECT base_currency, row_number() OVER (ORDER BY base_currency) AS base_no
+    FROM (SELECT DISTINCT base_currency FROM portfolios_portfolio
+          WHERE id BETWEEN %(low)s AND %(high)s {base_members}) b
+),
+rates AS MATERIALIZED (
+    -- Units of each base per unit of each asset currency, now and at the pair's previous close
+    -- (NULL: the pair has no quote yet); no pair needed: the unit's factor (1, 0.01). Computed
+    -- once per currency and base, a handful of rows.
+    SELECT c.currency, c.base_currency, c.base_no, c.factor, pa.id AS pair_id,
+           CASE WHEN c.major = c.base THEN c.factor ELSE q.price * c.factor END AS fx,
+           CASE WHEN c.major = c.base THEN c.factor ELSE q.previous * c.factor END AS fx_previous
+    FROM (SELECT s.currency, b.base_currency, b.base_no, upper(b.base_currency) AS base,
+                 {major} AS major, {factor} AS factor
+          FROM (SELECT DISTINCT currency FROM market_asset) s CROSS JOIN bases b) c
+    LEFT JOIN market_asset pa ON c.major <> c.base AND pa.symbol = c.major || c.base || '=X'
+    LEFT JOIN prices q ON q.asset_id = pa.id
+),
+units AS (
+    -- Each asset's price and previous close converted into each base, packed as the
+    -- aggregation sums them (sql_statement.py): once per asset, not per position. NULL: no
+    -- quote or no rate yet. OFFSET 0 keeps it a subquery the planner hashes (it knows
+    -- asset_id is unique per base), not a per-position expression.
+    SELECT a.id AS asset_id, r.base_no, p.price * r.fx * 1e100 + p.previous * r.fx_previous * 1e50 AS packed
+    FROM market_asset a
+    JOIN rates r ON r.currency = a.currency
+    LEFT JOIN prices p ON p.asset_id = a.id
+    OFFSET 0
+),
 sums AS MATERIALIZED (
-    -- Per portfolio and asset currency, open positions only (a closed one still makes its
-    -- portfolio a member of a span). Materialized CTEs fence each step; every CTE reads the
-    -- statement's snapshot.
-    SELECT portfolio_id, currency, positions, priced, packed, round(packed, -64) AS high
+    -- Per portfolio, its open positions in each base of the share: ONE packed sum each (a
+    -- closed position still makes its portfolio a member of a span). No join to the portfolios
+    -- per position: the portfolio's own base is picked from these rows afterwards. Materialized
+    -- CTEs fence each step; every CTE reads the statement's snapshot.
+    SELECT portfolio_id, base_no, positions, priced, packed, round(packed, -76) AS high
     FROM (
-        SELECT pos.portfolio_id, a.currency,
-               sum(pos.quantity * p.packed + coalesce(pos.cost_basis, pos.quantity * pos.average_cost))
+        SELECT pos.portfolio_id, u.base_no,
+               sum(pos.quantity * u.packed + coalesce(pos.cost_basis, pos.quantity * pos.average_cost))
                  FILTER (WHERE pos.quantity > 0) AS packed,
                count(*) FILTER (WHERE pos.quantity > 0) AS positions,
-               count(p.packed) FILTER (WHERE pos.quantity > 0) AS priced
+               count(u.packed) FILTER (WHERE pos.quantity > 0) AS priced
         FROM portfolios_position pos
-        JOIN market_asset a ON a.id = pos.asset_id
-        LEFT JOIN (SELECT asset_id, price * 1e80 + previous * 1e40 AS packed FROM prices) p
-          ON p.asset_id = pos.asset_id
+        JOIN units u ON u.asset_id = pos.asset_id
         WHERE pos.portfolio_id BETWEEN %(low)s AND %(high)s {position_members}
-        GROUP BY pos.portfolio_id, a.currency
+        GROUP BY pos.portfolio_id, u.base_no
     ) aggregated
 ),
 heads AS MATERIALIZED (
     -- Locked in id order: two overlapping runs wait for each other instead of the slower one
     -- overwriting newer figures with older ones.
-    SELECT id, owner_id, name, base_currency, upper(base_currency) AS base, realized_gain, dividends, fees,
+    SELECT id, owner_id, name, base_currency, realized_gain, dividends, fees,
            total_value, total_cost, daily_change, daily_change_percent, total_return, total_return_percent,
            valued_epoch
     FROM portfolios_portfolio
@@ -44,16 +73,22 @@ heads AS MATERIALIZED (
     ORDER BY id
     FOR NO KEY UPDATE
 ),
-rates AS MATERIALIZED (
-    -- Base units per unit of each asset currency held here, now and at the pair's previous
-    -- close (NULL: the pair has no quote yet); no pair needed: the unit's factor (1, 0.01).
-    SELECT c.currency, c.base, c.factor, pa.id AS pair_id,
-           CASE WHEN c.major = c.base THEN c.factor ELSE q.price * c.factor END AS fx,
-           CASE WHEN c.major = c.base THEN c.factor ELSE q.previous * c.factor END AS fx_previous
-    FROM (SELECT DISTINCT s.currency, h.base, {major} AS major, {factor} AS factor
-          FROM sums s JOIN heads h ON h.id = s.portfolio_id) c
-    LEFT JOIN market_asset pa ON c.major <> c.base AND pa.symbol = c.major || c.base || '=X'
-    LEFT JOIN prices q ON q.asset_id = pa.id
+valued_pairs AS MATERIALIZED (
+    -- The pairs' prices in the previous valuations of these portfolios (the rates those used):
+    -- a few rows, so joining them per moved position is cheap whatever plan is chosen.
+    SELECT v.epoch_id, v.asset_id, v.price
+    FROM portfolios_valuedprice v
+    WHERE v.epoch_id IN (SELECT valued_epoch FROM heads) AND v.asset_id IN (SELECT pair_id FROM rates)
+),
+heard AS MATERIALIZED (
+    -- The open positions of the portfolios someone hears about, found first: joined from the
+    -- small CTEs instead, the planner (which knows nothing of their values) probed the
+    -- positions once per portfolio and currency.
+    SELECT pos.id, pos.portfolio_id, pos.asset_id, pos.quantity, pos.average_cost, pos.cost_basis,
+           pos.realized_gain, pos.dividends, pos.valued
+    FROM portfolios_position pos
+    WHERE pos.portfolio_id BETWEEN %(low)s AND %(high)s {position_members} AND pos.quantity > 0
+      AND (%(everyone)s OR pos.portfolio_id = ANY(%(heard)s::bigint[]))
 ),
 moved AS MATERIALIZED (
     -- The open, priced positions of the portfolios someone hears about whose price or rate
@@ -65,48 +100,39 @@ moved AS MATERIALIZED (
                pos.dividends, vp.price AS last, p.price, p.previous, r.fx, r.fx_previous,
                CASE WHEN NOT pos.valued THEN NULL WHEN r.pair_id IS NULL THEN r.factor
                     ELSE vr.price * r.factor END AS last_fx
-        FROM portfolios_position pos
+        FROM heard pos
         JOIN heads h ON h.id = pos.portfolio_id
         JOIN prices p ON p.asset_id = pos.asset_id
         JOIN market_asset a ON a.id = pos.asset_id
-        JOIN rates r ON r.currency = a.currency AND r.base = h.base AND r.fx IS NOT NULL
+        JOIN rates r ON r.currency = a.currency AND r.base_currency = h.base_currency AND r.fx IS NOT NULL
         LEFT JOIN portfolios_valuedprice vp
           ON pos.valued AND vp.epoch_id = h.valued_epoch AND vp.asset_id = pos.asset_id
-        LEFT JOIN portfolios_valuedprice vr
-          ON pos.valued AND vr.epoch_id = h.valued_epoch AND vr.asset_id = r.pair_id
-        WHERE (%(everyone)s OR pos.portfolio_id = ANY(%(heard)s::bigint[])) AND pos.quantity > 0
+        LEFT JOIN valued_pairs vr ON pos.valued AND vr.epoch_id = h.valued_epoch AND vr.asset_id = r.pair_id
     ) candidates
     WHERE last IS DISTINCT FROM price OR last_fx IS DISTINCT FROM fx
 ),
 split AS MATERIALIZED (
-    -- The three exact sums back out of the packed one, with the group's rate.
-    SELECT s.portfolio_id, s.positions, s.priced, r.fx, r.fx_previous, round(s.high * 1e-80, 16) AS v,
-           round(round(s.packed - s.high, -24) * 1e-40, 16) AS b,
-           (s.packed - s.high) - round(s.packed - s.high, -24) AS k
-    FROM sums s
-    JOIN heads h ON h.id = s.portfolio_id
-    LEFT JOIN rates r ON r.currency = s.currency AND r.base = h.base
-),
-converted AS MATERIALIZED (
-    -- In the base currency; a group without a rate is left out and counted unpriced.
-    SELECT portfolio_id, sum(positions)::bigint AS positions,
-           coalesce(sum(priced) FILTER (WHERE fx IS NOT NULL), 0)::bigint AS priced,
-           sum(v * fx) AS v, sum(b * fx_previous) AS b, sum(k) FILTER (WHERE fx IS NOT NULL) AS k
-    FROM split
-    GROUP BY portfolio_id
+    -- The three exact sums back out of the packed one (24 decimals each at most).
+    SELECT portfolio_id, base_no, positions, priced, high, round(packed - high, -26) AS middle, packed - high AS rest
+    FROM sums
 ),
 exact AS MATERIALIZED (
-    -- A portfolio without positions (or with nothing priced) is worth 0. value, change =
-    -- value - previous value, cost, return (with the ledger's); ratios divided at 60 places.
+    -- In the portfolio's base; without open positions (or with nothing priced) it is worth 0.
+    -- value, change = value - previous value, cost, return (with the ledger's); ratios divided
+    -- at 60 places. (A base another transaction gave a portfolio after this statement's
+    -- snapshot is not among the bases: that portfolio is left to the next pass.)
     SELECT t.*, v - b AS c, v - k + ledger AS r,
            CASE WHEN b = 0 THEN 0 ELSE round((v - b) * 100, 60) / b END AS change_ratio,
            CASE WHEN k = 0 THEN 0 ELSE round((v - k + ledger) * 100, 60) / k END AS return_ratio
     FROM (
-        SELECT h.*, coalesce(c.positions, 0) AS positions, coalesce(c.priced, 0) AS priced,
-               coalesce(c.v, 0) AS v, coalesce(c.b, 0) AS b, coalesce(c.k, 0) AS k,
+        SELECT h.*, coalesce(s.positions, 0) AS positions, coalesce(s.priced, 0) AS priced,
+               coalesce(round(s.high * 1e-100, 24), 0) AS v,
+               coalesce(round(s.middle * 1e-50, 24), 0) AS b,
+               coalesce(s.rest - s.middle, 0) AS k,
                h.realized_gain + h.dividends - h.fees AS ledger
         FROM heads h
-        LEFT JOIN converted c ON c.portfolio_id = h.id
+        JOIN bases bs ON bs.base_currency = h.base_currency
+        LEFT JOIN split s ON s.portfolio_id = h.id AND s.base_no = bs.base_no
     ) t
 ),
 derived AS (
@@ -144,7 +170,7 @@ fresh AS MATERIALIZED (
     JOIN heads h ON h.id = pos.portfolio_id
     JOIN prices p ON p.asset_id = pos.asset_id
     JOIN market_asset a ON a.id = pos.asset_id
-    JOIN rates r ON r.currency = a.currency AND r.base = h.base AND r.fx IS NOT NULL
+    JOIN rates r ON r.currency = a.currency AND r.base_currency = h.base_currency AND r.fx IS NOT NULL
     WHERE NOT pos.valued AND pos.quantity > 0
       AND pos.portfolio_id BETWEEN %(low)s AND %(high)s {position_members}
 ),
@@ -159,7 +185,8 @@ targets AS MATERIALIZED (
            AND EXISTS (SELECT 1 FROM portfolios_position pos
                        JOIN prices p ON p.asset_id = pos.asset_id
                        JOIN market_asset a ON a.id = pos.asset_id
-                       JOIN rates r ON r.currency = a.currency AND r.base = f.base AND r.fx IS NOT NULL
+                       JOIN rates r
+                         ON r.currency = a.currency AND r.base_currency = f.base_currency AND r.fx IS NOT NULL
                        JOIN moved_assets m ON m.epoch = f.valued_epoch AND m.asset_id IN (pos.asset_id, r.pair_id)
                        WHERE pos.portfolio_id = f.id AND pos.valued AND pos.quantity > 0))
 ),
