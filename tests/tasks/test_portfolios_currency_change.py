@@ -18,6 +18,7 @@ from backend.portfolios.models import Portfolio
 from backend.portfolios.services.currency_pairs import holders_pairs_track
 from backend.portfolios.services.transactions import transaction_buy
 from tasks import portfolios as portfolio_tasks
+from tests.backend.market.test_currency_from_source import asset_change_form
 
 pytestmark = pytest.mark.django_db
 AT = datetime(2026, 11, 20, 15, 30, tzinfo=UTC)
@@ -66,11 +67,7 @@ def test_an_operators_currency_correction_in_the_admin_tracks_the_pair_and_reval
     holding("ann", "USD", "NESN")
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    form = {
-        "symbol": "NESN", "name": "", "asset_type": "stock", "currency": "CHF", "exchange": "SIX",
-        "is_active": "on", "tracking_status": "tracked",
-        "quote-TOTAL_FORMS": "0", "quote-INITIAL_FORMS": "0", "quote-MIN_NUM_FORMS": "0", "quote-MAX_NUM_FORMS": "1",
-    }  # fmt: skip
+    form = asset_change_form(asset, currency="CHF")
     with django_capture_on_commit_callbacks(execute=True):
         assert client.post(f"/admin/market/asset/{asset.pk}/change/", form).status_code == 302
     assert Asset.objects.filter(symbol="CHFUSD=X").exists()

@@ -115,15 +115,20 @@ def test_a_batch_stores_its_currencies_in_one_statement_whatever_its_size():
     assert len(with_currency.captured_queries) == len(without.captured_queries) + 1
 
 
+def asset_change_form(asset: Asset, *, currency: str) -> dict[str, str]:
+    """The admin's change form for the asset as posted, with another currency."""
+    return {
+        "symbol": asset.symbol, "name": asset.name, "asset_type": asset.asset_type, "currency": currency,
+        "exchange": asset.exchange, "is_active": "on", "tracking_status": asset.tracking_status,
+        "quote-TOTAL_FORMS": "0", "quote-INITIAL_FORMS": "0", "quote-MIN_NUM_FORMS": "0", "quote-MAX_NUM_FORMS": "1",
+    }  # fmt: skip
+
+
 def test_editing_the_currency_in_the_admin_locks_it_and_unticking_hands_it_back():
     asset = Asset.objects.create(symbol="NESN", name="Nestle", exchange="SIX")
     client = Client()
     client.force_login(User.objects.create_superuser("root", "root@example.com", "pw"))
-    form = {
-        "symbol": "NESN", "name": "Nestle", "asset_type": "stock", "currency": "CHF", "exchange": "SIX",
-        "is_active": "on", "tracking_status": "pending",
-        "quote-TOTAL_FORMS": "0", "quote-INITIAL_FORMS": "0", "quote-MIN_NUM_FORMS": "0", "quote-MAX_NUM_FORMS": "1",
-    }  # fmt: skip
+    form = asset_change_form(asset, currency="CHF")
     response = client.post(f"/admin/market/asset/{asset.pk}/change/", form)
     assert response.status_code == 302, response.content.decode()[:2000]
     asset.refresh_from_db()
