@@ -44,9 +44,10 @@ LOGIN_THROTTLE_ADDRESS_FAILURES: int = env.int("LOGIN_THROTTLE_ADDRESS_FAILURES"
 # Asset subscribe answers (quotes, tracking status) are kept in each Daphne process's memory
 # for WEBSOCKET_SNAPSHOT_TTL, refreshed by the events its hub routes; portfolio snapshots
 # and token / session users are read at each subscribe / connect unless
-# WEBSOCKET_AUTH_CACHE_SECONDS is raised; misses and concurrent reads are batched. WEBSOCKET_REDIS_MAX_CONNECTIONS bounds each process's registry
-# pool: a burst waits for a pooled connection instead of failing. WEB_CONCURRENCY and
-# WEB_LISTEN_BACKLOG are read by config/web.py itself, before Django starts.
+# WEBSOCKET_AUTH_CACHE_SECONDS is raised; misses and concurrent reads are batched.
+# WEBSOCKET_REDIS_MAX_CONNECTIONS bounds each process's registry pool: a burst waits for a
+# pooled connection instead of failing. WEB_CONCURRENCY and WEB_LISTEN_BACKLOG are read by
+# config/web.py itself, before Django starts.
 WEBSOCKET_SNAPSHOT_TTL: float = env.float("WEBSOCKET_SNAPSHOT_TTL", default=30.0)
 # 0 by default: a revoked token or an ended session is refused at the very next connect
 # (concurrent connects still share one lookup). Raise it to trade that for fewer lookups.
