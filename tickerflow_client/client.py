@@ -5,7 +5,8 @@ It behaves as the JavaScript client (clients/js/src/tickerflow-client.js) does:
 - Subscriptions are remembered as intent: one made before the connection is up is sent when
   it is, and every one is sent again after a reconnect (the server keeps none across
   connections and answers each subscribe with a fresh snapshot).
-- Reconnects wait a full-jitter exponential backoff: uniform in [0, min(30 s, 1 s x 2^n)).
+- Reconnects wait a full-jitter exponential backoff: uniform in [0, min(30 s, 1 s x 2^n)),
+  capped at 4 s while no attempt reaches a server (refused connections).
 - Close codes 4401/4403 mean the token is refused: retrying cannot help, so the client stops
   for good (status `signed_out`).
 - `seq` counts 1, 2, 3... per connection; a gap means frames were lost, so the client
@@ -37,6 +38,7 @@ from .rules import (
     NORMAL_CLOSURE,
     PING_INTERVAL,
     SIGNED_OUT_CODES,
+    UNREACHED_MAX_DELAY,
     Gap,
     ServerError,
     Socket,
@@ -75,6 +77,7 @@ class TickerflowClient(Subscriptions):
         ping_interval: float = PING_INTERVAL,
         base_delay: float = BASE_DELAY,
         max_delay: float = MAX_DELAY,
+        unreached_max_delay: float = UNREACHED_MAX_DELAY,
         min_resync_interval: float = MIN_RESYNC_INTERVAL,
         open_timeout: float = 10.0,
         queue_size: int = 1000,
@@ -94,6 +97,7 @@ class TickerflowClient(Subscriptions):
         self.ping_interval = ping_interval
         self.base_delay = base_delay
         self.max_delay = max_delay
+        self.unreached_max_delay = unreached_max_delay
         self.min_resync_interval = min_resync_interval
         self.open_timeout = open_timeout
         self.random = random
@@ -178,15 +182,18 @@ class TickerflowClient(Subscriptions):
         try:
             while self._want_open:
                 self._set_status(Status.RECONNECTING if self.reconnect_attempts else Status.CONNECTING)
+                opened_before = self.opened
                 code = await self._session()
+                reached = self.opened > opened_before
                 if code in SIGNED_OUT_CODES:
                     self._want_open = False
                     self._stop(Status.SIGNED_OUT)
                     return
                 if not self._want_open:
                     break
+                cap = self.max_delay if reached else min(self.max_delay, self.unreached_max_delay)
                 self.next_delay = backoff_delay(
-                    self.reconnect_attempts, base_delay=self.base_delay, max_delay=self.max_delay, random=self.random
+                    self.reconnect_attempts, base_delay=self.base_delay, max_delay=cap, random=self.random
                 )
                 self.reconnect_attempts += 1
                 self._set_status(Status.RECONNECTING)

@@ -16,6 +16,10 @@ SIGNED_OUT_CODES = frozenset({4401, 4403})
 PING_INTERVAL = 30.0
 BASE_DELAY = 1.0
 MAX_DELAY = 30.0
+# The cap while no attempt reaches a server (refused: the web process is restarting, or the
+# network is down): a refused connect costs the server nothing, and the client is back within
+# seconds. Once a server accepted and closed (1011, 4429) the full backoff applies.
+UNREACHED_MAX_DELAY = 4.0
 # Re-subscribing costs one message per subscription against the server's per-connection
 # rate limit: a burst of gaps must cause one re-sync, not one per gap.
 MIN_RESYNC_INTERVAL = 5.0

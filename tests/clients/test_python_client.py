@@ -41,6 +41,38 @@ def frame(kind: str, seq: int, **data) -> str:
     )
 
 
+def test_refused_attempts_wait_at_most_the_unreached_cap_however_many():
+    """Nothing listens on the port: every attempt is refused before reaching a server, so the
+    wait stays under `unreached_max_delay` while the attempts pile up (the full 30 s cap is
+    for servers that accepted and closed)."""
+    port = free_port()
+    delays: list[float] = []
+
+    async def scenario() -> None:
+        enough = asyncio.Event()
+
+        def seen(_: int | None) -> None:  # each refused attempt ends here, then waits
+            delays.append(client.next_delay or 0.0)
+            if client.reconnect_attempts >= 8:
+                enough.set()
+
+        client = TickerflowClient(
+            f"ws://127.0.0.1:{port}/ws/realtime/",
+            token="t",
+            base_delay=1.0,
+            unreached_max_delay=0.02,
+            random=lambda: 0.999,
+            on_disconnect=seen,
+        )
+        async with client:
+            await asyncio.wait_for(enough.wait(), timeout=10)
+        assert client.opened == 0
+
+    asyncio.run(scenario())
+    assert max(delays) < 0.02  # 1 s x 2^7 uncapped
+    assert max(delays) > 0.019
+
+
 def test_backoff_is_full_jitter_doubling_up_to_the_cap():
     assert backoff_delay(0, random=lambda: 0.0) == 0
     assert backoff_delay(0, random=lambda: 0.999) < 1.0

@@ -16,6 +16,7 @@ export declare const SIGNED_OUT_CODES: ReadonlySet<number>;
 export declare const PING_INTERVAL_MS: number;
 export declare const BASE_DELAY_MS: number;
 export declare const MAX_DELAY_MS: number;
+export declare const UNREACHED_MAX_DELAY_MS: number;
 export declare const MIN_RESYNC_INTERVAL_MS: number;
 export declare const SYMBOL_PATTERN: RegExp;
 
@@ -145,6 +146,8 @@ export interface TickerflowClientOptions {
   pingInterval?: number;
   baseDelay?: number;
   maxDelay?: number;
+  /** The cap while no attempt reaches a server (refused, network down); default 4,000 ms. */
+  unreachedMaxDelay?: number;
   minResyncInterval?: number;
   random?: () => number;
   now?: () => number;

@@ -13,7 +13,8 @@
 //   offline is sent on connect, and everything is re-sent after a reconnect (the server
 //   forgets a closed connection's groups).
 // - Reconnects use exponential backoff with full jitter capped at 30 s, so a restarted
-//   server is not hit by every browser at the same instant.
+//   server is not hit by every browser at the same instant; capped at 4 s while attempts are
+//   refused before any server answers, so a client is back within seconds of a restart.
 // - Close codes 4401/4403 mean the session is gone or forbidden: retrying cannot help, so
 //   the client stops and reports "signed_out".
 // - Every server message carries `seq` (1, 2, 3... per connection). A gap means messages
@@ -32,6 +33,11 @@ export const SIGNED_OUT_CODES = new Set([4401, 4403]);
 export const PING_INTERVAL_MS = 30_000;
 export const BASE_DELAY_MS = 1_000;
 export const MAX_DELAY_MS = 30_000;
+// While no attempt reaches a server (refused: the web process is restarting, the network is
+// down) the wait stays short: a refused connect costs the server nothing, and the client is
+// back within seconds of the server. Once a server accepted and closed (1011, 4429), it is
+// up but struggling: the full backoff applies.
+export const UNREACHED_MAX_DELAY_MS = 4_000;
 // Re-subscribing costs one message per subscription against the server's per-connection
 // rate limit: a burst of gaps must cause one re-sync, not one per gap.
 export const MIN_RESYNC_INTERVAL_MS = 5_000;
@@ -68,6 +74,7 @@ export class TickerflowClient {
     this.pingInterval = options.pingInterval ?? PING_INTERVAL_MS;
     this.baseDelay = options.baseDelay ?? BASE_DELAY_MS;
     this.maxDelay = options.maxDelay ?? MAX_DELAY_MS;
+    this.unreachedMaxDelay = options.unreachedMaxDelay ?? UNREACHED_MAX_DELAY_MS;
     this.random = options.random || Math.random;
     this.now = options.now || (() => Date.now());
     this.minResyncInterval = options.minResyncInterval ?? MIN_RESYNC_INTERVAL_MS;
@@ -147,14 +154,16 @@ export class TickerflowClient {
         : new this.WebSocketImpl(this.url);
     } catch (error) {
       this.onError(error);
-      this._scheduleReconnect();
+      this._scheduleReconnect(false);
       return;
     }
+    let reached = false;
     this.socket = socket;
     this.lastSeq = 0;
     this.connectionId = null;
     // Handlers check `socket === this.socket`: events of a replaced socket are stale.
     socket.onopen = () => {
+      reached = true;
       if (socket === this.socket) this._startPing();
     };
     socket.onmessage = (event) => {
@@ -188,15 +197,15 @@ export class TickerflowClient {
         this._setStatus(Status.DISCONNECTED);
         return;
       }
-      this._scheduleReconnect();
+      this._scheduleReconnect(reached);
     };
   }
 
-  _scheduleReconnect() {
+  _scheduleReconnect(reachedServer) {
     if (!this.wantOpen) return;
     this.nextDelay = backoffDelay(this.reconnectAttempts, {
       baseDelay: this.baseDelay,
-      maxDelay: this.maxDelay,
+      maxDelay: reachedServer ? this.maxDelay : Math.min(this.maxDelay, this.unreachedMaxDelay),
       random: this.random,
     });
     this.reconnectAttempts += 1;

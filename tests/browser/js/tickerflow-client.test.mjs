@@ -168,15 +168,33 @@ test("after an unexpected close it reconnects with growing jittered delays and r
   assert.deepEqual(statuses, [Status.CONNECTING, Status.CONNECTED, Status.RECONNECTING, Status.CONNECTED]);
 });
 
-test("the reconnect delay never exceeds 30 seconds", () => {
+test("the reconnect delay never exceeds 30 seconds when servers answer and close", () => {
   const { client, timers, sockets } = makeClient({ random: () => 0.999999 });
   client.connect();
   for (let i = 0; i < 12; i += 1) {
+    sockets.at(-1).open(); // accepted, then closed: the server is up but failing
     sockets.at(-1).serverClose(1011);
     assert.ok(client.nextDelay < 30_000, `delay ${client.nextDelay}`);
     timers.advance(client.nextDelay);
   }
   assert.ok(client.nextDelay > 29_000);
+});
+
+test("while attempts are refused before reaching a server the delay stays under 4 seconds", () => {
+  const { client, timers, sockets } = makeClient({ random: () => 0.999999 });
+  client.connect();
+  sockets[0].welcome();
+  sockets[0].serverClose(1006); // the web process went away
+  for (let i = 0; i < 12; i += 1) {
+    assert.ok(client.nextDelay < 4_000, `delay ${client.nextDelay}`);
+    timers.advance(client.nextDelay);
+    sockets.at(-1).serverClose(1006); // refused: never opened
+  }
+  assert.ok(client.nextDelay > 3_900);
+  timers.advance(client.nextDelay);
+  sockets.at(-1).welcome(); // back: the attempts start over
+  assert.equal(client.status, Status.CONNECTED);
+  assert.equal(client.reconnectAttempts, 0);
 });
 
 for (const code of [4401, 4403]) {
