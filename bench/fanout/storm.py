@@ -2,7 +2,8 @@
 client) and the load-generator processes, whose clients connect all at once, subscribe to
 their symbols and portfolio, and count as back only once they hold every snapshot. After a
 server restart they reconnect with the JS client's backoff (clients/js: full jitter, base
-1 s, doubling, capped at 30 s)."""
+1 s, doubling, capped at 30 s, or at 4 s while attempts are refused before reaching a
+server)."""
 
 from __future__ import annotations
 
@@ -22,11 +23,14 @@ from bench.fanout.processes import BASE_DIR, bench_env, manage_shell
 
 BASE_DELAY = 1.0  # clients/js/src/tickerflow-client.js BASE_DELAY_MS
 MAX_DELAY = 30.0  # MAX_DELAY_MS
+UNREACHED_MAX_DELAY = 4.0  # UNREACHED_MAX_DELAY_MS
 
 
-def backoff_delay(attempt: int) -> float:
-    """clients/js backoffDelay: uniform in [0, min(max, base * 2^attempt))."""
-    return random.uniform(0, min(MAX_DELAY, BASE_DELAY * 2 ** max(0, attempt)))
+def backoff_delay(attempt: int, *, reached: bool = True) -> float:
+    """clients/js backoffDelay: uniform in [0, min(cap, base * 2^attempt)); the cap is the
+    client's while nothing answered (`reached` false) or once a server accepted."""
+    cap = MAX_DELAY if reached else UNREACHED_MAX_DELAY
+    return random.uniform(0, min(cap, BASE_DELAY * 2 ** max(0, attempt)))
 
 
 def prepare_storm_database(db: Path, symbols: list[str], portfolios: int) -> tuple[str, list[int]]:
@@ -88,6 +92,7 @@ class StormClient:
         loop = asyncio.get_running_loop()
         attempt = 0
         while True:
+            reached = False
             self.snapshots = set()
             self.complete = loop.create_future()
             try:
@@ -97,6 +102,7 @@ class StormClient:
                 self.client = client
                 client.handshake(self.port, "/ws/realtime/", self.token)
                 await asyncio.wait_for(client.opened, attempt_timeout)
+                reached = True
                 for symbol in self.symbols:
                     client.send_text(json.dumps({"type": "subscribe_asset", "data": {"symbol": symbol}}))
                 client.send_text(
@@ -113,7 +119,7 @@ class StormClient:
             except (OSError, TimeoutError, ConnectionError):
                 pass
             self.failures += 1
-            await asyncio.sleep(backoff_delay(attempt))
+            await asyncio.sleep(backoff_delay(attempt, reached=reached))
             attempt += 1
 
 
