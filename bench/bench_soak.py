@@ -46,7 +46,8 @@ def _options(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--restart-delay", type=float, default=1.5, help="the platform's restart delay, seconds")
     parser.add_argument("--interval", type=int, default=1, help="REALTIME_UPDATE_INTERVAL")
     parser.add_argument(
-        "--database-url", default=os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tickerflow_soak")
+        "--database-url",
+        default=os.environ.get("SOAK_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/tickerflow_soak"),
     )
     parser.add_argument(
         "--web-concurrency", default=os.environ.get("WEB_CONCURRENCY", ""), help="WEB_CONCURRENCY for web"
