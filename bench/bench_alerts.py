@@ -333,22 +333,19 @@ def main(argv: list[str] | None = None) -> None:
     _setup_django()
     from django.db import connection
 
-    if connection.vendor != "postgresql":
-        print("skipped: DATABASE_URL must name a PostgreSQL server")
-        return
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    test_settings["NAME"] = f"{connection.settings_dict['NAME']}_bench_alerts"
-    original_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
-    try:
-        rows = _run()
-        if not args.no_latency:
-            # The same server as DATABASE_URL, the scratch database: Daphne reads it too.
-            url = f"{os.environ['DATABASE_URL'].split('?')[0].rsplit('/', 1)[0]}/{connection.settings_dict['NAME']}"
-            rows += _latency(args, url)
-    finally:
-        connection.close()
-        connection.creation.destroy_test_db(original_name, verbosity=0)
+    from bench.scratch import scratch_database
+
+    with scratch_database("bench_alerts") as ready:
+        if not ready:
+            return
+        try:
+            rows = _run()
+            if not args.no_latency:
+                # The same server as DATABASE_URL, the scratch database: Daphne reads it too.
+                url = f"{os.environ['DATABASE_URL'].split('?')[0].rsplit('/', 1)[0]}/{connection.settings_dict['NAME']}"
+                rows += _latency(args, url)
+        finally:
+            connection.close()
     print(f"PostgreSQL {connection.pg_version}")  # type: ignore[attr-defined]
     for step, figure, note in rows:
         print(f"{step:<30} {figure:<66} {note}")

@@ -286,27 +286,25 @@ def post_rows() -> list[Row]:
 
 def main() -> None:
     _setup_django()
-    from django.db import connection
+    from backend.portfolios.signals import holding_opened, ledger_changed, portfolio_changed
+    from bench.scratch import scratch_database
 
-    from backend.portfolios.signals import portfolio_changed
-
-    if connection.vendor != "postgresql":
-        print("skipped: DATABASE_URL must name a PostgreSQL server")
-        return
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    test_settings["NAME"] = f"{connection.settings_dict['NAME']}_bench_ledger"
-    original_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     node = f"bench-ledger:{os.getpid()}"
+    # No worker runs here: what a post announces (revaluation, daily values, history
+    # backfill) would only queue up. The posts' own cost is what is measured.
     portfolio_changed.disconnect(dispatch_uid="tasks.portfolios.revaluation_enqueue")
+    ledger_changed.disconnect(dispatch_uid="tasks.performance.ledger_changed")
+    holding_opened.disconnect(dispatch_uid="tasks.history.backfill_enqueue")
     rows: list[Row] = []
-    try:
-        rows += revaluation_rows(node)
-        rows += import_rows()
-        rows += post_rows()
-    finally:
-        _clients_disconnect(node)
-        connection.creation.destroy_test_db(original_name, verbosity=0)
+    with scratch_database("bench_ledger") as ready:
+        if not ready:
+            return
+        try:
+            rows += revaluation_rows(node)
+            rows += import_rows()
+            rows += post_rows()
+        finally:
+            _clients_disconnect(node)
     print(f"{'step':<36} {'value':>8}  note")
     for step, value, note in rows:
         print(f"{step:<36} {value:>8.3f}  {note}")

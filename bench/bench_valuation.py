@@ -329,21 +329,16 @@ def _run(node: str) -> list[tuple[str, float, str]]:
 
 def main() -> None:
     _setup_django()
-    from django.db import connection
+    from bench.scratch import scratch_database
 
-    if connection.vendor != "postgresql":
-        print("skipped: DATABASE_URL must name a PostgreSQL server")
-        return
-    test_settings = connection.settings_dict.setdefault("TEST", {})
-    test_settings["NAME"] = f"{connection.settings_dict['NAME']}_bench_valuation"
-    original_name = connection.settings_dict["NAME"]
-    connection.creation.create_test_db(verbosity=0, autoclobber=True, serialize=False)
     node = f"bench-valuation:{os.getpid()}"
-    try:
-        rows = _run(node)
-    finally:
-        _clients_disconnect(node)
-        connection.creation.destroy_test_db(original_name, verbosity=0)
+    with scratch_database("bench_valuation") as ready:
+        if not ready:
+            return
+        try:
+            rows = _run(node)
+        finally:
+            _clients_disconnect(node)
     print(f"{'step':<32} {'seconds':>8}  note")
     for step, seconds, note in rows:
         print(f"{step:<32} {seconds:>8.3f}  {note}")
