@@ -66,12 +66,6 @@ def asset_update_fields(*, symbol: str, quote: QuoteFields) -> AssetUpdate:
     }
 
 
-def asset_snapshot(*, symbol: str) -> AssetUpdate | None:
-    """The latest known quote of a symbol as an `asset_update`, or None if none yet."""
-    quote = Quote.objects.select_related("asset").filter(asset__symbol=symbol).first()
-    return asset_update_payload(quote) if quote else None
-
-
 def quote_cache_key(symbol: str) -> str:
     return f"quote:{symbol}"
 
